@@ -1,0 +1,348 @@
+//! The async shell: the public [`AsyncTasksRecorder`], spawning, and the
+//! drop guard that settles every accepted launch or revoke exactly once.
+//!
+//! # No wedged ids
+//! An accepted launch or revoke creates a [`Settle`] guard that owns the id's
+//! `Working` (or `Revoking`) phase. The guard's `Drop` applies the finishing
+//! operation, so the phase is left however the future ends: by returning,
+//! by panicking (unwinding drops the guard), by being dropped by a cancelled
+//! caller, or by being dropped when the runtime shuts down. A future that
+//! did not return counts as `Err` ([P6](../proofs/P6-no-wedged-id.md)). A
+//! refused launch or revoke creates no guard and, by the spec, changes nothing.
+
+use crate::signal::Signal;
+use crate::spec::{Op, Outcome, Response, RevokeRefusal, TaskState};
+use crate::sync::{Arc, DefaultHashBuilder};
+use crate::table::{Table, WaitOn};
+use std::borrow::Borrow;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+use std::ops::Deref;
+
+/// Records the state of keyed async tasks.
+///
+/// Clones share one record. See the crate documentation for the semantics.
+pub struct AsyncTasksRecorder<K, S: BuildHasher = DefaultHashBuilder> {
+    table: Arc<Table<K, S>>,
+}
+
+/// Why [`AsyncTasksRecorder::revoke_task_block`] did not revoke.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum RevokeFailReason<Fut, E> {
+    /// The id is not `Success`; the revoke future is given back unrun.
+    NotSuccess(Fut),
+    /// Another revoke of the id is running; the revoke future is given back unrun.
+    Revoking(Fut),
+    /// The revoke future returned this error; the id stays `Success`.
+    RevokeTaskError(E),
+}
+
+/// How many ids are in each state, counted in one pass.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq, Hash)]
+pub struct StateCounts {
+    /// Ids whose task is running.
+    pub working: usize,
+    /// Ids that succeeded in their current epoch (revoking ones included).
+    pub success: usize,
+    /// Ids whose last attempt failed.
+    pub failed: usize,
+}
+
+impl StateCounts {
+    /// The count for `state`; `NotFound` ids are not recorded, so 0.
+    pub fn get(&self, state: TaskState) -> usize {
+        match state {
+            TaskState::Working => self.working,
+            TaskState::Success => self.success,
+            TaskState::Failed => self.failed,
+            TaskState::NotFound => 0,
+        }
+    }
+}
+
+impl<K> AsyncTasksRecorder<K, DefaultHashBuilder>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+{
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::with_capacity_and_hasher(0, DefaultHashBuilder::default())
+    }
+}
+
+impl<K> Default for AsyncTasksRecorder<K, DefaultHashBuilder>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, S: BuildHasher> Clone for AsyncTasksRecorder<K, S> {
+    /// Another handle on the same record.
+    fn clone(&self) -> Self {
+        AsyncTasksRecorder {
+            table: self.table.clone(),
+        }
+    }
+}
+
+impl<K, S> std::fmt::Debug for AsyncTasksRecorder<K, S>
+where
+    K: Eq + Hash + std::fmt::Debug,
+    S: BuildHasher,
+{
+    /// Every recorded id with its state, walked like a listing.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncTasksRecorder")
+            .field("tasks", &*self.table)
+            .finish()
+    }
+}
+
+impl<K, S> AsyncTasksRecorder<K, S>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    /// An empty recorder with room for `capacity` ids, hashing with `hasher`.
+    pub fn with_capacity_and_hasher(capacity: usize, hasher: S) -> Self {
+        AsyncTasksRecorder {
+            table: Arc::new(Table::with_capacity_and_hasher(capacity, hasher)),
+        }
+    }
+
+    /// Starts `task` under `task_id` on the current tokio runtime.
+    ///
+    /// - `Ok(())`: the id was `NotFound` or `Failed` and is now `Working`;
+    ///   every later query reads `Working` or a later state. The task's
+    ///   output decides `Success` or `Failed`; a panic, or the runtime
+    ///   dropping the task at shutdown, makes it `Failed`.
+    /// - `Err((Working, task))` or `Err((Success, task))`: refused, nothing
+    ///   changed, the future is given back unrun.
+    /// - Called outside a tokio runtime, nothing can run the task: it is
+    ///   refused with the id's current state (`NotFound` or `Failed`, or the
+    ///   refusing state) and nothing changes.
+    pub async fn launch<Fut, R, E>(&self, task_id: K, task: Fut) -> Result<(), (TaskState, Fut)>
+    where
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+    {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err((self.query_task_state_sync(&task_id), task));
+        };
+        if let Err(state) = self.begin(task_id.clone()) {
+            return Err((state, task));
+        }
+        let attempt = Settle::new(self.table.clone(), task_id, Op::Finish);
+        runtime.spawn(async move {
+            let output = task.await;
+            attempt.settle(Outcome::of(&output));
+        });
+        Ok(())
+    }
+
+    /// Runs `task` under `task_id` in place and returns its output.
+    ///
+    /// Accepts and refuses exactly as [`launch`](Self::launch) does. If the
+    /// caller drops this future before the task ends, the id becomes
+    /// `Failed`. If the task panics, the id becomes `Failed` and the panic
+    /// continues into the caller.
+    pub async fn launch_block<Fut, R, E>(
+        &self,
+        task_id: K,
+        task: Fut,
+    ) -> Result<Result<R, E>, (TaskState, Fut)>
+    where
+        Fut: Future<Output = Result<R, E>>,
+    {
+        if let Err(state) = self.begin(task_id.clone()) {
+            return Err((state, task));
+        }
+        let attempt = Settle::new(&*self.table, task_id, Op::Finish);
+        let output = task.await;
+        attempt.settle(Outcome::of(&output));
+        Ok(output)
+    }
+
+    /// The id's state: linearizable, a single read of its entry.
+    pub async fn query_task_state<Q>(&self, task_id: &Q) -> TaskState
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.query_task_state_sync(task_id)
+    }
+
+    /// [`query_task_state`](Self::query_task_state) without `async`: the
+    /// read never waits for a task.
+    pub fn query_task_state_sync<Q>(&self, task_id: &Q) -> TaskState
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.table.phase(task_id).state()
+    }
+
+    /// The 2.x quick query: `Success` or `Failed` as recorded, `Working`
+    /// otherwise, including for ids never launched.
+    pub async fn query_task_state_quick<Q>(&self, task_id: &Q) -> TaskState
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.table.phase(task_id).quick_state()
+    }
+
+    /// Runs `revoke` to undo the success of `task_id`.
+    ///
+    /// Only a `Success` id with no revoke running is revoked. While `revoke`
+    /// runs, the id reads `Success` and launches are refused with `Success`.
+    /// - `Ok(r)`: `revoke` returned `Ok(r)`; the id is `NotFound`, a new
+    ///   epoch in which it may succeed once more.
+    /// - `Err(RevokeTaskError(e))`: `revoke` returned `Err(e)`; the id stays
+    ///   `Success` and may be revoked again. So does a `revoke` that panics
+    ///   (the panic continues into the caller) or whose caller drops it.
+    /// - `Err(NotSuccess(revoke))`, `Err(Revoking(revoke))`: refused,
+    ///   nothing changed.
+    pub async fn revoke_task_block<Fut, R, E>(
+        &self,
+        task_id: K,
+        revoke: Fut,
+    ) -> Result<R, RevokeFailReason<Fut, E>>
+    where
+        Fut: Future<Output = Result<R, E>>,
+    {
+        match self.table.apply(task_id.clone(), Op::BeginRevoke) {
+            Response::Accepted => {}
+            Response::RevokeRefused(RevokeRefusal::Revoking) => {
+                return Err(RevokeFailReason::Revoking(revoke));
+            }
+            // The spec answers `BeginRevoke` with nothing else
+            // (spec test `begin_revoke_is_accepted_or_refused`).
+            _ => return Err(RevokeFailReason::NotSuccess(revoke)),
+        }
+        let revoking = Settle::new(&*self.table, task_id, Op::FinishRevoke);
+        let output = revoke.await;
+        revoking.settle(Outcome::of(&output));
+        output.map_err(RevokeFailReason::RevokeTaskError)
+    }
+
+    /// Resolves once the id is not `Working`, with its state then.
+    ///
+    /// Returns at once for an id that is not `Working`. Sleeps on the id's
+    /// one-shot signal otherwise; no polling, no lost wake-up
+    /// ([P7](../proofs/P7-wait-no-lost-wakeup.md)). If the id is launched
+    /// again before this waiter runs, it waits for that attempt too.
+    pub async fn wait<Q>(&self, task_id: &Q) -> TaskState
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        loop {
+            match self.table.wait_on(task_id) {
+                WaitOn::Done(state) => return state,
+                WaitOn::Signal(signal) => Signal::fired(signal).await,
+            }
+        }
+    }
+
+    /// The ids now in `state` (empty for `NotFound`), walking the table once.
+    ///
+    /// Weakly consistent ([P8](../proofs/P8-listing-weakly-consistent.md)):
+    /// every id listed was in `state` at some moment during the call, and
+    /// every id that stayed in `state` throughout the call is listed. The
+    /// walk takes about 2 ns per recorded id and blocks its thread; for
+    /// tables of 10^7 ids, call it from `spawn_blocking`.
+    pub fn list_tasks(&self, state: TaskState) -> Vec<K> {
+        let mut ids = Vec::new();
+        self.table.for_each_in(state, |id| ids.push(id.clone()));
+        ids
+    }
+
+    /// How many ids are in `state`: one walk, as weakly consistent as
+    /// [`list_tasks`](Self::list_tasks).
+    pub fn count_tasks(&self, state: TaskState) -> usize {
+        self.state_counts().get(state)
+    }
+
+    /// The count of every state in one walk.
+    pub fn state_counts(&self) -> StateCounts {
+        let [working, success, failed] = self.table.counts();
+        StateCounts {
+            working,
+            success,
+            failed,
+        }
+    }
+
+    /// Number of recorded ids (those not `NotFound`).
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether no id is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The launch transition: `Ok` when this caller now owns `Working`.
+    fn begin(&self, task_id: K) -> Result<(), TaskState> {
+        match self.table.apply(task_id, Op::Launch) {
+            Response::LaunchRefused(state) => Err(state),
+            // The spec answers `Launch` with nothing else
+            // (spec test `launch_is_accepted_or_refused`).
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Owns an accepted launch's `Working` phase or an accepted revoke's
+/// `Revoking` phase, and settles it exactly once: with the future's outcome
+/// through [`settle`](Settle::settle), or as `Err` when dropped unsettled.
+struct Settle<K, S, T>
+where
+    K: Eq + Hash,
+    S: BuildHasher,
+    T: Deref<Target = Table<K, S>>,
+{
+    table: T,
+    /// Taken by `Drop`, so the finishing operation runs once.
+    task_id: Option<K>,
+    finish: fn(Outcome) -> Op,
+    outcome: Outcome,
+}
+
+impl<K, S, T> Settle<K, S, T>
+where
+    K: Eq + Hash,
+    S: BuildHasher,
+    T: Deref<Target = Table<K, S>>,
+{
+    fn new(table: T, task_id: K, finish: fn(Outcome) -> Op) -> Self {
+        Settle {
+            table,
+            task_id: Some(task_id),
+            finish,
+            outcome: Outcome::Err,
+        }
+    }
+
+    /// Settles with `outcome` (the drop does the work).
+    fn settle(mut self, outcome: Outcome) {
+        self.outcome = outcome;
+    }
+}
+
+impl<K, S, T> Drop for Settle<K, S, T>
+where
+    K: Eq + Hash,
+    S: BuildHasher,
+    T: Deref<Target = Table<K, S>>,
+{
+    fn drop(&mut self) {
+        if let Some(task_id) = self.task_id.take() {
+            self.table.apply(task_id, (self.finish)(self.outcome));
+        }
+    }
+}
