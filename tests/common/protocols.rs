@@ -1,0 +1,460 @@
+//! Recorder protocols behind one trait, so that every checker (loom models,
+//! proptest properties, the stress audit) runs unchanged against the real
+//! recorder and against known-bad protocols it must catch.
+//!
+//! The bad protocols are written against the crate's sync shim, so under the
+//! `loom` feature loom explores them exactly as it explores the recorder:
+//! - [`ThreeSets`]: async_tasks_recorder 0.2.2. A query can read `Working`
+//!   and later `NotFound`.
+//! - [`AllSet202`]: async_tasks_recorder 2.0.2. A launch refused for
+//!   `Success` leaves the id in `working`: it reads `Working` forever. A
+//!   refused revoke leaves it in `revoking`: no revoke ever goes through.
+//! - [`LostWakeup`]: our table with a mutant `wait` that checks the state,
+//!   then registers for the signal without checking again.
+#![allow(dead_code)]
+
+use async_tasks_recorder::signal::Signal;
+use async_tasks_recorder::spec::{self, Op, Outcome, Phase, Response};
+use async_tasks_recorder::sync::{Arc, DefaultHashBuilder, HashMap};
+use async_tasks_recorder::{AsyncTasksRecorder, RevokeFailReason, TaskState};
+use std::future::Future;
+
+/// Task ids in the checkers.
+pub type Id = u32;
+
+/// Why a revoke did not happen, without the future.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum RevokeError {
+    NotSuccess,
+    Revoking,
+    TaskError,
+}
+
+/// The operations the checkers drive. Tasks and revokes return `Result<(), ()>`.
+pub trait Protocol: Clone + Send + Sync + 'static {
+    /// A name for reports.
+    const NAME: &'static str;
+
+    /// Runs `task` in place if the launch is accepted.
+    fn launch_block<F>(
+        &self,
+        id: Id,
+        task: F,
+    ) -> impl Future<Output = Result<Result<(), ()>, TaskState>> + Send
+    where
+        F: Future<Output = Result<(), ()>> + Send;
+
+    /// The linearizable query.
+    fn query(&self, id: Id) -> TaskState;
+
+    /// Runs `revoke` in place if the revoke is accepted.
+    fn revoke_block<F>(
+        &self,
+        id: Id,
+        revoke: F,
+    ) -> impl Future<Output = Result<(), RevokeError>> + Send
+    where
+        F: Future<Output = Result<(), ()>> + Send;
+
+    /// Resolves once the id is not `Working`.
+    fn wait(&self, id: Id) -> impl Future<Output = TaskState> + Send;
+
+    /// The ids in `state`.
+    fn list(&self, state: TaskState) -> Vec<Id>;
+}
+
+/// A fresh recorder with a hasher that scc accepts under loom.
+pub fn recorder() -> AsyncTasksRecorder<Id> {
+    AsyncTasksRecorder::with_capacity_and_hasher(0, DefaultHashBuilder::default())
+}
+
+impl Protocol for AsyncTasksRecorder<Id> {
+    const NAME: &'static str = "AsyncTasksRecorder";
+
+    async fn launch_block<F>(&self, id: Id, task: F) -> Result<Result<(), ()>, TaskState>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        AsyncTasksRecorder::launch_block(self, id, task)
+            .await
+            .map_err(|(state, _)| state)
+    }
+
+    fn query(&self, id: Id) -> TaskState {
+        self.query_task_state_sync(&id)
+    }
+
+    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        self.revoke_task_block(id, revoke)
+            .await
+            .map_err(|reason| match reason {
+                RevokeFailReason::NotSuccess(_) => RevokeError::NotSuccess,
+                RevokeFailReason::Revoking(_) => RevokeError::Revoking,
+                RevokeFailReason::RevokeTaskError(()) => RevokeError::TaskError,
+            })
+    }
+
+    async fn wait(&self, id: Id) -> TaskState {
+        AsyncTasksRecorder::wait(self, &id).await
+    }
+
+    fn list(&self, state: TaskState) -> Vec<Id> {
+        self.list_tasks(state)
+    }
+}
+
+type Set = HashMap<Id, (), DefaultHashBuilder>;
+
+fn set() -> Set {
+    HashMap::with_hasher(DefaultHashBuilder::default())
+}
+
+fn insert(set: &Set, id: Id) -> bool {
+    set.insert_sync(id, ()).is_ok()
+}
+
+fn remove(set: &Set, id: Id) {
+    set.remove_sync(&id);
+}
+
+fn listed(set: &Set) -> Vec<Id> {
+    let mut ids = Vec::new();
+    set.iter_sync(|id, _| {
+        ids.push(*id);
+        true
+    });
+    ids
+}
+
+/// Resolves once `query` stops reading `Working`, yielding between reads.
+/// The set protocols have no notification of their own.
+async fn poll_until_done(query: impl Fn() -> TaskState) -> TaskState {
+    loop {
+        let state = query();
+        if state != TaskState::Working {
+            return state;
+        }
+        yield_now().await;
+    }
+}
+
+/// Gives other threads a turn: loom's yield under loom, the runtime's otherwise.
+async fn yield_now() {
+    #[cfg(feature = "loom")]
+    loom::thread::yield_now();
+    #[cfg(not(feature = "loom"))]
+    tokio::task::yield_now().await;
+}
+
+/// async_tasks_recorder 0.2.2: three sets, no `all` set, no revoke.
+#[derive(Clone)]
+pub struct ThreeSets {
+    sets: Arc<[Set; 3]>,
+}
+
+impl Default for ThreeSets {
+    fn default() -> Self {
+        ThreeSets {
+            sets: Arc::new([set(), set(), set()]),
+        }
+    }
+}
+
+impl ThreeSets {
+    fn working(&self) -> &Set {
+        &self.sets[0]
+    }
+    fn success(&self) -> &Set {
+        &self.sets[1]
+    }
+    fn failed(&self) -> &Set {
+        &self.sets[2]
+    }
+}
+
+impl Protocol for ThreeSets {
+    const NAME: &'static str = "async_tasks_recorder 0.2.2 (three sets)";
+
+    async fn launch_block<F>(&self, id: Id, task: F) -> Result<Result<(), ()>, TaskState>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        if !insert(self.working(), id) {
+            return Err(TaskState::Working);
+        }
+        if self.success().contains_sync(&id) {
+            remove(self.working(), id);
+            return Err(TaskState::Success);
+        }
+        remove(self.failed(), id);
+        let output = task.await;
+        if output.is_ok() {
+            insert(self.success(), id);
+        } else {
+            insert(self.failed(), id);
+        }
+        remove(self.working(), id);
+        Ok(output)
+    }
+
+    fn query(&self, id: Id) -> TaskState {
+        if self.success().contains_sync(&id) {
+            TaskState::Success
+        } else if self.failed().contains_sync(&id) {
+            TaskState::Failed
+        } else if self.working().contains_sync(&id) {
+            TaskState::Working
+        } else {
+            TaskState::NotFound
+        }
+    }
+
+    async fn revoke_block<F>(&self, _id: Id, _revoke: F) -> Result<(), RevokeError>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        Err(RevokeError::NotSuccess)
+    }
+
+    async fn wait(&self, id: Id) -> TaskState {
+        poll_until_done(|| self.query(id)).await
+    }
+
+    fn list(&self, state: TaskState) -> Vec<Id> {
+        match state {
+            TaskState::Working => listed(self.working()),
+            TaskState::Success => listed(self.success()),
+            TaskState::Failed => listed(self.failed()),
+            TaskState::NotFound => Vec::new(),
+        }
+    }
+}
+
+/// async_tasks_recorder 2.0.2: five sets, as published.
+#[derive(Clone)]
+pub struct AllSet202 {
+    sets: Arc<[Set; 5]>,
+}
+
+impl Default for AllSet202 {
+    fn default() -> Self {
+        AllSet202 {
+            sets: Arc::new([set(), set(), set(), set(), set()]),
+        }
+    }
+}
+
+impl AllSet202 {
+    fn all(&self) -> &Set {
+        &self.sets[0]
+    }
+    fn working(&self) -> &Set {
+        &self.sets[1]
+    }
+    fn success(&self) -> &Set {
+        &self.sets[2]
+    }
+    fn failed(&self) -> &Set {
+        &self.sets[3]
+    }
+    fn revoking(&self) -> &Set {
+        &self.sets[4]
+    }
+}
+
+impl Protocol for AllSet202 {
+    const NAME: &'static str = "async_tasks_recorder 2.0.2 (five sets)";
+
+    async fn launch_block<F>(&self, id: Id, task: F) -> Result<Result<(), ()>, TaskState>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        if !insert(self.working(), id) {
+            return Err(TaskState::Working);
+        }
+        insert(self.all(), id);
+        if self.success().contains_sync(&id) {
+            // The published wedge: `working` keeps the id.
+            return Err(TaskState::Success);
+        }
+        remove(self.failed(), id);
+        let output = task.await;
+        if output.is_ok() {
+            insert(self.success(), id);
+        } else {
+            insert(self.failed(), id);
+        }
+        remove(self.working(), id);
+        Ok(output)
+    }
+
+    fn query(&self, id: Id) -> TaskState {
+        if !self.all().contains_sync(&id) {
+            TaskState::NotFound
+        } else if self.working().contains_sync(&id) {
+            TaskState::Working
+        } else if self.success().contains_sync(&id) {
+            TaskState::Success
+        } else if self.failed().contains_sync(&id) {
+            TaskState::Failed
+        } else if self.all().contains_sync(&id) {
+            TaskState::Working
+        } else {
+            TaskState::NotFound
+        }
+    }
+
+    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        if !insert(self.revoking(), id) {
+            return Err(RevokeError::Revoking);
+        }
+        if !self.success().contains_sync(&id) {
+            // The published wedge: `revoking` keeps the id.
+            return Err(RevokeError::NotSuccess);
+        }
+        match revoke.await {
+            Err(()) => {
+                remove(self.revoking(), id);
+                Err(RevokeError::TaskError)
+            }
+            Ok(()) => {
+                remove(self.all(), id);
+                remove(self.success(), id);
+                remove(self.revoking(), id);
+                Ok(())
+            }
+        }
+    }
+
+    async fn wait(&self, id: Id) -> TaskState {
+        poll_until_done(|| self.query(id)).await
+    }
+
+    fn list(&self, state: TaskState) -> Vec<Id> {
+        match state {
+            TaskState::Working => listed(self.working()),
+            TaskState::Success => listed(self.success()),
+            TaskState::Failed => listed(self.failed()),
+            TaskState::NotFound => Vec::new(),
+        }
+    }
+}
+
+/// One record per id, as in `src/table.rs`.
+#[derive(Default)]
+struct Record {
+    phase: Option<Phase>,
+    waiters: Option<Arc<Signal>>,
+}
+
+/// Our table's protocol, rebuilt on the shim, with a mutant `wait`: it reads
+/// the state, and if `Working` registers on the id's signal in a second,
+/// separate step without checking the phase again.
+#[derive(Clone)]
+pub struct LostWakeup {
+    map: Arc<HashMap<Id, Record, DefaultHashBuilder>>,
+}
+
+impl Default for LostWakeup {
+    fn default() -> Self {
+        LostWakeup {
+            map: Arc::new(HashMap::with_hasher(DefaultHashBuilder::default())),
+        }
+    }
+}
+
+impl LostWakeup {
+    fn apply(&self, id: Id, op: Op) -> Response {
+        let mut entry = self.map.entry_sync(id).or_default();
+        let record = entry.get_mut();
+        let (next, response) = spec::step(record.phase.unwrap_or(Phase::NotFound), op);
+        record.phase = Some(next);
+        let waiters = if next == Phase::Working {
+            None
+        } else {
+            record.waiters.take()
+        };
+        drop(entry);
+        if let Some(signal) = waiters {
+            signal.fire();
+        }
+        response
+    }
+
+    fn phase(&self, id: Id) -> Phase {
+        self.map
+            .read_sync(&id, |_, record| record.phase)
+            .flatten()
+            .unwrap_or(Phase::NotFound)
+    }
+}
+
+impl Protocol for LostWakeup {
+    const NAME: &'static str = "lost-wake-up mutant of wait";
+
+    async fn launch_block<F>(&self, id: Id, task: F) -> Result<Result<(), ()>, TaskState>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        if let Response::LaunchRefused(state) = self.apply(id, Op::Launch) {
+            return Err(state);
+        }
+        let output = task.await;
+        self.apply(id, Op::Finish(Outcome::of(&output)));
+        Ok(output)
+    }
+
+    fn query(&self, id: Id) -> TaskState {
+        self.phase(id).state()
+    }
+
+    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        match self.apply(id, Op::BeginRevoke) {
+            Response::Accepted => {}
+            Response::RevokeRefused(spec::RevokeRefusal::Revoking) => {
+                return Err(RevokeError::Revoking);
+            }
+            _ => return Err(RevokeError::NotSuccess),
+        }
+        let output = revoke.await;
+        self.apply(id, Op::FinishRevoke(Outcome::of(&output)));
+        output.map_err(|()| RevokeError::TaskError)
+    }
+
+    async fn wait(&self, id: Id) -> TaskState {
+        loop {
+            let state = self.query(id);
+            if state != TaskState::Working {
+                return state;
+            }
+            // MUTANT: registers without re-checking the phase under the lock.
+            let signal = self.map.update_sync(&id, |_, record| {
+                record.waiters.get_or_insert_with(Default::default).clone()
+            });
+            let Some(signal) = signal else {
+                return TaskState::NotFound;
+            };
+            Signal::fired(signal).await;
+        }
+    }
+
+    fn list(&self, state: TaskState) -> Vec<Id> {
+        let mut ids = Vec::new();
+        self.map.iter_sync(|id, record| {
+            if record.phase.unwrap_or(Phase::NotFound).state() == state {
+                ids.push(*id);
+            }
+            true
+        });
+        ids
+    }
+}
