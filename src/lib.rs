@@ -48,5 +48,10 @@ pub mod spec;
 pub mod sync;
 mod table;
 
+/// The README's examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use recorder::{AsyncTasksRecorder, RevokeFailReason, StateCounts};
 pub use spec::TaskState;

@@ -223,37 +223,6 @@ fn tasks_dropped_at_runtime_shutdown_leave_their_ids_failed() {
     assert_eq!(recorder.count_tasks(TaskState::Working), 0);
 }
 
-#[test]
-fn a_launch_outside_a_runtime_is_refused_without_change() {
-    let recorder = Recorder::new();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    // Poll `launch` on a runtime, but from a thread that has no runtime context.
-    let outcome = std::thread::scope(|scope| {
-        scope
-            .spawn(|| futures_lite_block_on(recorder.launch(1, ok())))
-            .join()
-            .unwrap()
-    });
-    assert!(matches!(outcome, Err((TaskState::NotFound, _))));
-    assert_eq!(recorder.query_task_state_sync(&1), TaskState::NotFound);
-    drop(runtime);
-}
-
-/// Polls a future to completion on this thread, outside any tokio runtime.
-fn futures_lite_block_on<F: Future>(future: F) -> F::Output {
-    use std::task::{Context, Poll, Waker};
-    let mut future = std::pin::pin!(future);
-    let mut context = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
-        std::thread::yield_now();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_one_of_many_concurrent_launches_succeeds() {
     let recorder = Recorder::new();
