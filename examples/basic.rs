@@ -46,7 +46,9 @@ impl Store {
 async fn main() {
     let recorder: AsyncTasksRecorder<String> = AsyncTasksRecorder::new();
     let store = Store::default();
-    let files: Vec<String> = (0..8).map(|i| format!("d41d8cd98f00b204e980099{i}")).collect();
+    let files: Vec<String> = (0..8)
+        .map(|i| format!("d41d8cd98f00b204e980099{i}"))
+        .collect();
 
     // 1. Launch one upload per md5. A second launch of a running upload is refused.
     for md5 in &files {
@@ -61,7 +63,11 @@ async fn main() {
     }
 
     // 2. A client polls: state by state, then waits for the end without polling.
-    println!("{} now: {:?}", files[1], recorder.query_task_state(&files[1]).await);
+    println!(
+        "{} now: {:?}",
+        files[1],
+        recorder.query_task_state(&files[1]).await
+    );
     for md5 in &files {
         recorder.wait(md5).await;
     }
@@ -100,7 +106,10 @@ async fn main() {
         Err(RevokeFailReason::RevokeTaskError(error)) => println!("revoke failed: {error}"),
         Err(_) => println!("{target}: not revocable now"),
     }
-    println!("{target} now: {:?}", recorder.query_task_state(&target).await);
+    println!(
+        "{target} now: {:?}",
+        recorder.query_task_state(&target).await
+    );
     assert_eq!(
         recorder.query_task_state(&target).await,
         TaskState::NotFound

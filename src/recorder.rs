@@ -7,7 +7,7 @@
 //! operation, so the phase is left however the future ends: by returning,
 //! by panicking (unwinding drops the guard), by being dropped by a cancelled
 //! caller, or by being dropped when the runtime shuts down. A future that
-//! did not return counts as `Err` ([P6](../proofs/P6-no-wedged-id.md)). A
+//! did not return counts as `Err` (proofs/P6-no-wedged-id.md). A
 //! refused launch or revoke creates no guard and, by the spec, changes nothing.
 
 use crate::signal::Signal;
@@ -15,6 +15,7 @@ use crate::spec::{Op, Outcome, Response, RevokeRefusal, TaskState};
 use crate::sync::{Arc, DefaultHashBuilder};
 use crate::table::{Table, WaitOn};
 use std::borrow::Borrow;
+use std::collections::HashSet;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::ops::Deref;
@@ -232,7 +233,7 @@ where
     ///
     /// Returns at once for an id that is not `Working`. Sleeps on the id's
     /// one-shot signal otherwise; no polling, no lost wake-up
-    /// ([P7](../proofs/P7-wait-no-lost-wakeup.md)). If the id is launched
+    /// (proofs/P7-wait-no-lost-wakeup.md). If the id is launched
     /// again before this waiter runs, it waits for that attempt too.
     pub async fn wait<Q>(&self, task_id: &Q) -> TaskState
     where
@@ -247,26 +248,36 @@ where
         }
     }
 
-    /// The ids now in `state` (empty for `NotFound`), walking the table once.
+    /// The ids now in `state` (empty for `NotFound`), each once, walking the
+    /// table once.
     ///
-    /// Weakly consistent ([P8](../proofs/P8-listing-weakly-consistent.md)):
-    /// every id listed was in `state` at some moment during the call, and
-    /// every id that stayed in `state` throughout the call is listed. The
-    /// walk takes about 2 ns per recorded id and blocks its thread; for
-    /// tables of 10^7 ids, call it from `spawn_blocking`.
+    /// Weakly consistent (proofs/P8-listing-weakly-consistent.md): every id
+    /// listed was in `state` at some moment during the call, and every id
+    /// that stayed in `state` throughout the call is listed. The walk costs
+    /// a few nanoseconds per recorded id and blocks its thread; for tables of
+    /// 10^7 ids, call it from `spawn_blocking`.
     pub fn list_tasks(&self, state: TaskState) -> Vec<K> {
-        let mut ids = Vec::new();
-        self.table.for_each_in(state, |id| ids.push(id.clone()));
-        ids
+        // scc may visit an entry twice when another thread resizes the map
+        // during the walk, so the ids are collected into a set.
+        let mut ids = HashSet::new();
+        self.table.for_each_in(state, |id| {
+            if !ids.contains(id) {
+                ids.insert(id.clone());
+            }
+        });
+        ids.into_iter().collect()
     }
 
     /// How many ids are in `state`: one walk, as weakly consistent as
-    /// [`list_tasks`](Self::list_tasks).
+    /// [`list_tasks`](Self::list_tasks). An id may be counted twice if
+    /// another thread resizes the table during the walk; at quiescence the
+    /// count is exact.
     pub fn count_tasks(&self, state: TaskState) -> usize {
         self.state_counts().get(state)
     }
 
-    /// The count of every state in one walk.
+    /// The count of every state in one walk, with the caveat of
+    /// [`count_tasks`](Self::count_tasks).
     pub fn state_counts(&self) -> StateCounts {
         let [working, success, failed] = self.table.counts();
         StateCounts {

@@ -8,7 +8,7 @@
 //! The table hands out a `Working` id's signal under that id's entry lock
 //! and takes it back under the same lock when the id leaves `Working`
 //! (`src/table.rs`), which is what makes `wait` free of lost wake-ups
-//! ([P7](../proofs/P7-wait-no-lost-wakeup.md)).
+//! (proofs/P7-wait-no-lost-wakeup.md).
 //!
 //! Built only from the shim's `Mutex`, so loom checks it with the rest.
 

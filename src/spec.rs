@@ -17,7 +17,7 @@
 //! ```
 //!
 //! Every pair (phase, operation) not drawn above leaves the phase unchanged:
-//! a refused launch or revoke has no residue ([P6](../proofs/P6-no-wedged-id.md)).
+//! a refused launch or revoke has no residue (proofs/P6-no-wedged-id.md).
 
 /// The state of a task id as callers observe it.
 #[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]

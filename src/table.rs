@@ -6,7 +6,7 @@
 //! inside the map's exclusive section for that key ([`Table::apply`]). Reads
 //! take the shared section ([`Table::phase`]). scc orders all sections on one
 //! key, so each operation takes effect at one instant inside its call: its
-//! linearization point ([P5](../proofs/P5-linearizable.md)). `NotFound` is the
+//! linearization point (proofs/P5-linearizable.md). `NotFound` is the
 //! absence of an entry, so a revoke that completes removes the entry and a
 //! never-seen id costs nothing.
 //!
@@ -18,7 +18,7 @@
 //! the same states (insert, then update), and a listing walks the map once,
 //! bucket by bucket (about 2 ns per entry; 10^6 entries in a few ms, see the
 //! `listing` benchmark). The listing is weakly consistent, as defined in
-//! [P8](../proofs/P8-listing-weakly-consistent.md).
+//! proofs/P8-listing-weakly-consistent.md.
 
 use crate::signal::Signal;
 use crate::spec::{self, Op, Phase, Response, TaskState};
