@@ -108,10 +108,6 @@ impl Protocol for AsyncTasksRecorder<Id> {
 
 type Set = HashMap<Id, (), DefaultHashBuilder>;
 
-fn set() -> Set {
-    HashMap::with_hasher(DefaultHashBuilder::default())
-}
-
 fn insert(set: &Set, id: Id) -> bool {
     set.insert_sync(id, ()).is_ok()
 }
@@ -149,30 +145,45 @@ async fn yield_now() {
     tokio::task::yield_now().await;
 }
 
-/// async_tasks_recorder 0.2.2: three sets, no `all` set, no revoke.
-#[derive(Clone)]
-pub struct ThreeSets {
-    sets: Arc<[Set; 3]>,
+/// The three sets both published set protocols share, and the tail of
+/// their launch: run, record the outcome, leave `working`.
+#[derive(Default)]
+struct StateSets {
+    working: Set,
+    success: Set,
+    failed: Set,
 }
 
-impl Default for ThreeSets {
-    fn default() -> Self {
-        ThreeSets {
-            sets: Arc::new([set(), set(), set()]),
+impl StateSets {
+    async fn run_and_record<F>(&self, id: Id, task: F) -> Result<Result<(), ()>, TaskState>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        remove(&self.failed, id);
+        let output = task.await;
+        if output.is_ok() {
+            insert(&self.success, id);
+        } else {
+            insert(&self.failed, id);
+        }
+        remove(&self.working, id);
+        Ok(output)
+    }
+
+    fn list(&self, state: TaskState) -> Vec<Id> {
+        match state {
+            TaskState::Working => listed(&self.working),
+            TaskState::Success => listed(&self.success),
+            TaskState::Failed => listed(&self.failed),
+            TaskState::NotFound => Vec::new(),
         }
     }
 }
 
-impl ThreeSets {
-    fn working(&self) -> &Set {
-        &self.sets[0]
-    }
-    fn success(&self) -> &Set {
-        &self.sets[1]
-    }
-    fn failed(&self) -> &Set {
-        &self.sets[2]
-    }
+/// async_tasks_recorder 0.2.2: three sets, no `all` set, no revoke.
+#[derive(Clone, Default)]
+pub struct ThreeSets {
+    sets: Arc<StateSets>,
 }
 
 impl Protocol for ThreeSets {
@@ -182,30 +193,24 @@ impl Protocol for ThreeSets {
     where
         F: Future<Output = Result<(), ()>> + Send,
     {
-        if !insert(self.working(), id) {
+        let sets = &self.sets;
+        if !insert(&sets.working, id) {
             return Err(TaskState::Working);
         }
-        if self.success().contains_sync(&id) {
-            remove(self.working(), id);
+        if sets.success.contains_sync(&id) {
+            remove(&sets.working, id);
             return Err(TaskState::Success);
         }
-        remove(self.failed(), id);
-        let output = task.await;
-        if output.is_ok() {
-            insert(self.success(), id);
-        } else {
-            insert(self.failed(), id);
-        }
-        remove(self.working(), id);
-        Ok(output)
+        sets.run_and_record(id, task).await
     }
 
     fn query(&self, id: Id) -> TaskState {
-        if self.success().contains_sync(&id) {
+        let sets = &self.sets;
+        if sets.success.contains_sync(&id) {
             TaskState::Success
-        } else if self.failed().contains_sync(&id) {
+        } else if sets.failed.contains_sync(&id) {
             TaskState::Failed
-        } else if self.working().contains_sync(&id) {
+        } else if sets.working.contains_sync(&id) {
             TaskState::Working
         } else {
             TaskState::NotFound
@@ -224,44 +229,25 @@ impl Protocol for ThreeSets {
     }
 
     fn list(&self, state: TaskState) -> Vec<Id> {
-        match state {
-            TaskState::Working => listed(self.working()),
-            TaskState::Success => listed(self.success()),
-            TaskState::Failed => listed(self.failed()),
-            TaskState::NotFound => Vec::new(),
-        }
+        self.sets.list(state)
     }
 }
 
 /// async_tasks_recorder 2.0.2: five sets, as published.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct AllSet202 {
-    sets: Arc<[Set; 5]>,
-}
-
-impl Default for AllSet202 {
-    fn default() -> Self {
-        AllSet202 {
-            sets: Arc::new([set(), set(), set(), set(), set()]),
-        }
-    }
+    sets: Arc<(StateSets, Set, Set)>,
 }
 
 impl AllSet202 {
+    fn states(&self) -> &StateSets {
+        &self.sets.0
+    }
     fn all(&self) -> &Set {
-        &self.sets[0]
-    }
-    fn working(&self) -> &Set {
-        &self.sets[1]
-    }
-    fn success(&self) -> &Set {
-        &self.sets[2]
-    }
-    fn failed(&self) -> &Set {
-        &self.sets[3]
+        &self.sets.1
     }
     fn revoking(&self) -> &Set {
-        &self.sets[4]
+        &self.sets.2
     }
 }
 
@@ -272,33 +258,27 @@ impl Protocol for AllSet202 {
     where
         F: Future<Output = Result<(), ()>> + Send,
     {
-        if !insert(self.working(), id) {
+        let sets = self.states();
+        if !insert(&sets.working, id) {
             return Err(TaskState::Working);
         }
         insert(self.all(), id);
-        if self.success().contains_sync(&id) {
+        if sets.success.contains_sync(&id) {
             // The published wedge: `working` keeps the id.
             return Err(TaskState::Success);
         }
-        remove(self.failed(), id);
-        let output = task.await;
-        if output.is_ok() {
-            insert(self.success(), id);
-        } else {
-            insert(self.failed(), id);
-        }
-        remove(self.working(), id);
-        Ok(output)
+        sets.run_and_record(id, task).await
     }
 
     fn query(&self, id: Id) -> TaskState {
+        let sets = self.states();
         if !self.all().contains_sync(&id) {
             TaskState::NotFound
-        } else if self.working().contains_sync(&id) {
+        } else if sets.working.contains_sync(&id) {
             TaskState::Working
-        } else if self.success().contains_sync(&id) {
+        } else if sets.success.contains_sync(&id) {
             TaskState::Success
-        } else if self.failed().contains_sync(&id) {
+        } else if sets.failed.contains_sync(&id) {
             TaskState::Failed
         } else if self.all().contains_sync(&id) {
             TaskState::Working
@@ -314,7 +294,7 @@ impl Protocol for AllSet202 {
         if !insert(self.revoking(), id) {
             return Err(RevokeError::Revoking);
         }
-        if !self.success().contains_sync(&id) {
+        if !self.states().success.contains_sync(&id) {
             // The published wedge: `revoking` keeps the id.
             return Err(RevokeError::NotSuccess);
         }
@@ -325,7 +305,7 @@ impl Protocol for AllSet202 {
             }
             Ok(()) => {
                 remove(self.all(), id);
-                remove(self.success(), id);
+                remove(&self.states().success, id);
                 remove(self.revoking(), id);
                 Ok(())
             }
@@ -337,12 +317,7 @@ impl Protocol for AllSet202 {
     }
 
     fn list(&self, state: TaskState) -> Vec<Id> {
-        match state {
-            TaskState::Working => listed(self.working()),
-            TaskState::Success => listed(self.success()),
-            TaskState::Failed => listed(self.failed()),
-            TaskState::NotFound => Vec::new(),
-        }
+        self.states().list(state)
     }
 }
 
