@@ -313,7 +313,7 @@ where
 /// through [`settle`](Settle::settle), or as `Err` when dropped unsettled.
 struct Settle<K, S, T>
 where
-    K: Eq + Hash,
+    K: Eq + Hash + Clone,
     S: BuildHasher,
     T: Deref<Target = Table<K, S>>,
 {
@@ -326,7 +326,7 @@ where
 
 impl<K, S, T> Settle<K, S, T>
 where
-    K: Eq + Hash,
+    K: Eq + Hash + Clone,
     S: BuildHasher,
     T: Deref<Target = Table<K, S>>,
 {
@@ -347,7 +347,7 @@ where
 
 impl<K, S, T> Drop for Settle<K, S, T>
 where
-    K: Eq + Hash,
+    K: Eq + Hash + Clone,
     S: BuildHasher,
     T: Deref<Target = Table<K, S>>,
 {

@@ -218,6 +218,14 @@ mod tests {
     }
 
     #[test]
+    fn only_launch_leaves_not_found() {
+        for op in OPS {
+            let (next, _) = step(Phase::NotFound, op);
+            assert_eq!(next == Phase::NotFound, op != Op::Launch, "{op:?}");
+        }
+    }
+
+    #[test]
     fn launch_is_accepted_or_refused() {
         for phase in PHASES {
             let (_, response) = step(phase, Op::Launch);

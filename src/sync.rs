@@ -30,7 +30,7 @@ pub use std::sync::{Arc, Mutex, MutexGuard};
 pub use loom::sync::{Arc, Mutex, MutexGuard};
 
 /// The concurrent map: per-key atomic closures, bucket-by-bucket iteration.
-pub use scc::{Equivalent, HashMap, hash_map::Entry};
+pub use scc::{Equivalent, HashMap};
 
 /// The hasher a recorder uses unless told otherwise.
 #[cfg(not(feature = "loom"))]

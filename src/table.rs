@@ -1,5 +1,6 @@
 //! The table: one map entry per id that is not `NotFound`, holding its
-//! [`Phase`] and, while it is `Working`, the [`Signal`] its waiters sleep on.
+//! [`Phase`], and a second map holding the [`Signal`] of each `Working` id
+//! that somebody waits on.
 //!
 //! # The algorithm
 //! Every mutating operation is one call of [`spec::step`](crate::spec::step)
@@ -10,32 +11,54 @@
 //! absence of an entry, so a revoke that completes removes the entry and a
 //! never-seen id costs nothing.
 //!
+//! # Waiters
+//! A slot is two bytes, the phase and a `waited` flag, so the hot path costs
+//! what a raw `HashMap<K, u8>` costs. The signals live in `waiters`, touched
+//! only by `wait` and by the transition that ends a waited-on `Working`
+//! period, and only while the id's entry in `phases` is held: the flag and
+//! the presence of a signal change together, always in the order
+//! `phases` entry, then `waiters` entry, so the two locks cannot deadlock.
+//! A waiter registers under the entry lock only if the phase is `Working`;
+//! the transition out of `Working` takes the signal under the same lock and
+//! fires it after releasing it (proofs/P7-wait-no-lost-wakeup.md).
+//!
 //! # Why one map and a scan, not one set per state
 //! The published 2.x recorder keeps five sets and touches three to five of
 //! them on every launch, each its own lock and hash. Listing one state is
 //! rare (a retry sweep); launches and queries are the hot path. So the table
-//! keeps one entry per id, a launch costs exactly what a raw map costs for
-//! the same states (insert, then update), and a listing walks the map once,
-//! bucket by bucket (about 2 ns per entry; 10^6 entries in a few ms, see the
-//! `listing` benchmark). The listing is weakly consistent, as defined in
+//! keeps one entry per id, a launch costs what a raw map costs for the same
+//! states (insert, then update), and a listing walks the map once, bucket by
+//! bucket (a few nanoseconds per entry; see the `listing` benchmark). The
+//! listing is weakly consistent, as defined in
 //! proofs/P8-listing-weakly-consistent.md.
 
 use crate::signal::Signal;
 use crate::spec::{self, Op, Phase, Response, TaskState};
-use crate::sync::{Arc, Entry, Equivalent, HashMap};
+use crate::sync::{Arc, DefaultHashBuilder, Equivalent, HashMap};
 use std::hash::{BuildHasher, Hash};
 
 /// What the table stores for an id that is not `NotFound`.
-#[derive(Debug)]
-struct Record {
+#[derive(Clone, Copy, Debug)]
+struct Slot {
     phase: Phase,
-    /// Present only while `Working` and only once somebody waits.
-    waiters: Option<Arc<Signal>>,
+    /// Whether `waiters` holds a signal for this id; only while `Working`.
+    waited: bool,
+}
+
+impl Slot {
+    fn new(phase: Phase) -> Self {
+        Slot {
+            phase,
+            waited: false,
+        }
+    }
 }
 
 /// The state of every id.
 pub(crate) struct Table<K, S: BuildHasher> {
-    map: HashMap<K, Record, S>,
+    phases: HashMap<K, Slot, S>,
+    /// Rarely touched, so it keeps the default hasher and `S` need not be `Clone`.
+    waiters: HashMap<K, Arc<Signal>, DefaultHashBuilder>,
 }
 
 /// A `Working` id's signal, or the state that made waiting unnecessary.
@@ -46,44 +69,24 @@ pub(crate) enum WaitOn {
 
 impl<K, S> Table<K, S>
 where
-    K: Eq + Hash,
+    K: Eq + Hash + Clone,
     S: BuildHasher,
 {
     pub(crate) fn with_capacity_and_hasher(capacity: usize, hasher: S) -> Self {
         Table {
-            map: HashMap::with_capacity_and_hasher(capacity, hasher),
+            phases: HashMap::with_capacity_and_hasher(capacity, hasher),
+            waiters: HashMap::default(),
         }
     }
 
-    /// Applies `op` to `id`: the linearization point of every mutating
-    /// operation. When the id leaves `Working`, its waiters are woken after
+    /// Applies `op` to `id`. The exclusive section in which `spec::step`
+    /// runs is the linearization point of every mutating operation. When the
+    /// id leaves a waited-on `Working` period, its waiters are woken after
     /// the entry's lock is released.
     pub(crate) fn apply(&self, id: K, op: Op) -> Response {
-        let (response, waiters) = match self.map.entry_sync(id) {
-            Entry::Vacant(vacant) => {
-                let (next, response) = spec::step(Phase::NotFound, op);
-                if next != Phase::NotFound {
-                    vacant.insert_entry(Record {
-                        phase: next,
-                        waiters: None,
-                    });
-                }
-                (response, None)
-            }
-            Entry::Occupied(mut occupied) => {
-                let record = occupied.get_mut();
-                let (next, response) = spec::step(record.phase, op);
-                record.phase = next;
-                let waiters = if next == Phase::Working {
-                    None
-                } else {
-                    record.waiters.take()
-                };
-                if next == Phase::NotFound {
-                    let _removed = occupied.remove();
-                }
-                (response, waiters)
-            }
+        let (response, waiters) = match op {
+            Op::Launch => self.launch(id),
+            _ => self.update(&id, op),
         };
         if let Some(signal) = waiters {
             signal.fire();
@@ -91,13 +94,67 @@ where
         response
     }
 
+    /// `Launch`, the only operation that can create an entry. A fresh id,
+    /// the common case, costs one insert, as in a raw map; a recorded one one
+    /// update. An insert that finds the id, or an update that finds it gone,
+    /// has no effect, and the loop retries: each retry means a concurrent
+    /// operation on the id took effect (lock-free, not wait-free).
+    fn launch(&self, mut id: K) -> (Response, Option<Arc<Signal>>) {
+        let (fresh, accepted) = spec::step(Phase::NotFound, Op::Launch);
+        loop {
+            match self.phases.insert_sync(id, Slot::new(fresh)) {
+                Ok(()) => return (accepted, None),
+                Err((back, _)) => id = back,
+            }
+            let updated = self
+                .phases
+                .update_sync(&id, |id, slot| self.step_slot(id, slot, Op::Launch));
+            if let Some(done) = updated {
+                return done;
+            }
+        }
+    }
+
+    /// Every operation but `Launch`: none of them leaves `NotFound` (spec
+    /// test `only_launch_leaves_not_found`), so an absent id needs no entry.
+    /// Only a finished revoke can make an id `NotFound` and so remove its
+    /// entry; the others take the cheaper in-place update.
+    fn update(&self, id: &K, op: Op) -> (Response, Option<Arc<Signal>>) {
+        let done = if let Op::FinishRevoke(_) = op {
+            let mut done = None;
+            self.phases.remove_if_sync(id, |slot| {
+                done = Some(self.step_slot(id, slot, op));
+                slot.phase == Phase::NotFound
+            });
+            done
+        } else {
+            self.phases
+                .update_sync(id, |id, slot| self.step_slot(id, slot, op))
+        };
+        done.unwrap_or((spec::step(Phase::NotFound, op).1, None))
+    }
+
+    /// Runs `step` on a held slot, and takes the id's signal when it leaves
+    /// a waited-on `Working` period.
+    fn step_slot(&self, id: &K, slot: &mut Slot, op: Op) -> (Response, Option<Arc<Signal>>) {
+        let (next, response) = spec::step(slot.phase, op);
+        slot.phase = next;
+        let waiters = if slot.waited && next != Phase::Working {
+            slot.waited = false;
+            self.waiters.remove_sync(id).map(|(_, signal)| signal)
+        } else {
+            None
+        };
+        (response, waiters)
+    }
+
     /// The id's phase, read under the shared lock of its entry.
     pub(crate) fn phase<Q>(&self, id: &Q) -> Phase
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.map
-            .read_sync(id, |_, record| record.phase)
+        self.phases
+            .read_sync(id, |_, slot| slot.phase)
             .unwrap_or(Phase::NotFound)
     }
 
@@ -112,10 +169,12 @@ where
         if state != TaskState::Working {
             return WaitOn::Done(state);
         }
-        self.map
-            .update_sync(id, |_, record| match record.phase {
+        self.phases
+            .update_sync(id, |id, slot| match slot.phase {
                 Phase::Working => {
-                    WaitOn::Signal(record.waiters.get_or_insert_with(Default::default).clone())
+                    slot.waited = true;
+                    let signal = self.waiters.entry_sync(id.clone()).or_default();
+                    WaitOn::Signal(signal.get().clone())
                 }
                 phase => WaitOn::Done(phase.state()),
             })
@@ -127,8 +186,8 @@ where
         if state == TaskState::NotFound {
             return;
         }
-        self.map.iter_sync(|id, record| {
-            if record.phase.state() == state {
+        self.phases.iter_sync(|id, slot| {
+            if slot.phase.state() == state {
                 visit(id);
             }
             true
@@ -138,8 +197,8 @@ where
     /// Counts ids per state in one pass: `[working, success, failed]`.
     pub(crate) fn counts(&self) -> [usize; 3] {
         let mut counts = [0; 3];
-        self.map.iter_sync(|_, record| {
-            match record.phase.state() {
+        self.phases.iter_sync(|_, slot| {
+            match slot.phase.state() {
                 TaskState::Working => counts[0] += 1,
                 TaskState::Success => counts[1] += 1,
                 TaskState::Failed => counts[2] += 1,
@@ -152,7 +211,7 @@ where
 
     /// Number of ids not `NotFound`.
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.phases.len()
     }
 }
 
@@ -163,8 +222,8 @@ where
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut map = f.debug_map();
-        self.map.iter_sync(|id, record| {
-            map.entry(id, &record.phase.state());
+        self.phases.iter_sync(|id, slot| {
+            map.entry(id, &slot.phase.state());
             true
         });
         map.finish()

@@ -321,51 +321,56 @@ impl Protocol for AllSet202 {
     }
 }
 
-/// One record per id, as in `src/table.rs`.
-#[derive(Default)]
-struct Record {
-    phase: Option<Phase>,
-    waiters: Option<Arc<Signal>>,
+/// One slot per id, as in `src/table.rs`: the phase, and whether a signal
+/// waits in `waiters`.
+#[derive(Clone, Copy)]
+struct Slot {
+    phase: Phase,
+    waited: bool,
 }
 
-/// Our table's protocol, rebuilt on the shim, with a mutant `wait`: it reads
-/// the state, and if `Working` registers on the id's signal in a second,
-/// separate step without checking the phase again.
-#[derive(Clone)]
+/// Our table's protocol, rebuilt on the shim (`phases` and `waiters`, the
+/// signal taken and fired when a waited-on `Working` period ends), with a
+/// mutant `wait`: it reads the phase, and if `Working` registers in a
+/// second, separate section without checking the phase again.
+#[derive(Clone, Default)]
 pub struct LostWakeup {
-    map: Arc<HashMap<Id, Record, DefaultHashBuilder>>,
-}
-
-impl Default for LostWakeup {
-    fn default() -> Self {
-        LostWakeup {
-            map: Arc::new(HashMap::with_hasher(DefaultHashBuilder::default())),
-        }
-    }
+    maps: Arc<(HashMap<Id, Slot>, HashMap<Id, Arc<Signal>>)>,
 }
 
 impl LostWakeup {
+    fn phases(&self) -> &HashMap<Id, Slot> {
+        &self.maps.0
+    }
+
+    fn waiters(&self) -> &HashMap<Id, Arc<Signal>> {
+        &self.maps.1
+    }
+
     fn apply(&self, id: Id, op: Op) -> Response {
-        let mut entry = self.map.entry_sync(id).or_default();
-        let record = entry.get_mut();
-        let (next, response) = spec::step(record.phase.unwrap_or(Phase::NotFound), op);
-        record.phase = Some(next);
-        let waiters = if next == Phase::Working {
-            None
+        let mut entry = self.phases().entry_sync(id).or_insert(Slot {
+            phase: Phase::NotFound,
+            waited: false,
+        });
+        let slot = entry.get_mut();
+        let (next, response) = spec::step(slot.phase, op);
+        slot.phase = next;
+        let signal = if slot.waited && next != Phase::Working {
+            slot.waited = false;
+            self.waiters().remove_sync(&id).map(|(_, signal)| signal)
         } else {
-            record.waiters.take()
+            None
         };
         drop(entry);
-        if let Some(signal) = waiters {
+        if let Some(signal) = signal {
             signal.fire();
         }
         response
     }
 
     fn phase(&self, id: Id) -> Phase {
-        self.map
-            .read_sync(&id, |_, record| record.phase)
-            .flatten()
+        self.phases()
+            .read_sync(&id, |_, slot| slot.phase)
             .unwrap_or(Phase::NotFound)
     }
 }
@@ -412,8 +417,9 @@ impl Protocol for LostWakeup {
                 return state;
             }
             // MUTANT: registers without re-checking the phase under the lock.
-            let signal = self.map.update_sync(&id, |_, record| {
-                record.waiters.get_or_insert_with(Default::default).clone()
+            let signal = self.phases().update_sync(&id, |id, slot| {
+                slot.waited = true;
+                self.waiters().entry_sync(*id).or_default().get().clone()
             });
             let Some(signal) = signal else {
                 return TaskState::NotFound;
@@ -424,8 +430,8 @@ impl Protocol for LostWakeup {
 
     fn list(&self, state: TaskState) -> Vec<Id> {
         let mut ids = Vec::new();
-        self.map.iter_sync(|id, record| {
-            if record.phase.unwrap_or(Phase::NotFound).state() == state {
+        self.phases().iter_sync(|id, slot| {
+            if slot.phase.state() == state {
                 ids.push(*id);
             }
             true
