@@ -335,15 +335,18 @@ struct Slot {
 /// second, separate section without checking the phase again.
 #[derive(Clone, Default)]
 pub struct LostWakeup {
-    maps: Arc<(HashMap<Id, Slot>, HashMap<Id, Arc<Signal>>)>,
+    maps: Arc<(HashMap<Id, Slot>, Waiters)>,
 }
+
+/// The signal of each waited-on `Working` id.
+type Waiters = HashMap<Id, Arc<Signal>>;
 
 impl LostWakeup {
     fn phases(&self) -> &HashMap<Id, Slot> {
         &self.maps.0
     }
 
-    fn waiters(&self) -> &HashMap<Id, Arc<Signal>> {
+    fn waiters(&self) -> &Waiters {
         &self.maps.1
     }
 

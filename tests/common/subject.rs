@@ -1,0 +1,303 @@
+//! The system under test of the proptest properties: the real recorder with
+//! its whole API, or any `Protocol` (the known-bad ones, the mutants), with
+//! the operations it lacks built from the ones it has.
+#![allow(dead_code)]
+
+use super::protocols::{Id, Protocol, RevokeError};
+use async_tasks_recorder::{AsyncTasksRecorder, StateCounts, TaskState};
+use std::any::Any;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Once};
+use std::task::{Context, Poll};
+use tokio::sync::oneshot;
+
+/// What the properties drive. Tasks and revokes return `Result<(), ()>`.
+pub trait Subject: Clone + Send + Sync + 'static {
+    const NAME: &'static str;
+
+    /// Starts `task` on the current runtime; resolves once it is accepted or refused.
+    fn launch<F>(&self, id: Id, task: F) -> impl Future<Output = Result<(), TaskState>> + Send
+    where
+        F: Future<Output = Result<(), ()>> + Send + 'static;
+
+    /// Runs `task` in place if accepted.
+    fn launch_block<F>(
+        &self,
+        id: Id,
+        task: F,
+    ) -> impl Future<Output = Result<Result<(), ()>, TaskState>> + Send
+    where
+        F: Future<Output = Result<(), ()>> + Send;
+
+    fn query(&self, id: Id) -> TaskState;
+
+    fn query_quick(&self, id: Id) -> TaskState;
+
+    /// Runs `revoke` in place if accepted.
+    fn revoke_block<F>(
+        &self,
+        id: Id,
+        revoke: F,
+    ) -> impl Future<Output = Result<(), RevokeError>> + Send
+    where
+        F: Future<Output = Result<(), ()>> + Send;
+
+    fn wait(&self, id: Id) -> impl Future<Output = TaskState> + Send;
+
+    fn list(&self, state: TaskState) -> Vec<Id>;
+
+    fn counts(&self) -> StateCounts;
+}
+
+/// The real recorder: its own `launch`, quick query and counts.
+impl Subject for AsyncTasksRecorder<Id> {
+    const NAME: &'static str = <Self as Protocol>::NAME;
+
+    async fn launch<F>(&self, id: Id, task: F) -> Result<(), TaskState>
+    where
+        F: Future<Output = Result<(), ()>> + Send + 'static,
+    {
+        AsyncTasksRecorder::launch(self, id, task)
+            .await
+            .map_err(|(state, _)| state)
+    }
+
+    fn launch_block<F>(
+        &self,
+        id: Id,
+        task: F,
+    ) -> impl Future<Output = Result<Result<(), ()>, TaskState>> + Send
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        Protocol::launch_block(self, id, task)
+    }
+
+    fn query(&self, id: Id) -> TaskState {
+        self.query_task_state_sync(&id)
+    }
+
+    fn query_quick(&self, id: Id) -> TaskState {
+        // The quick query is async only for API symmetry; it never waits.
+        poll_ready(self.query_task_state_quick(&id))
+    }
+
+    fn revoke_block<F>(
+        &self,
+        id: Id,
+        revoke: F,
+    ) -> impl Future<Output = Result<(), RevokeError>> + Send
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        Protocol::revoke_block(self, id, revoke)
+    }
+
+    fn wait(&self, id: Id) -> impl Future<Output = TaskState> + Send {
+        Protocol::wait(self, id)
+    }
+
+    fn list(&self, state: TaskState) -> Vec<Id> {
+        self.list_tasks(state)
+    }
+
+    fn counts(&self) -> StateCounts {
+        self.state_counts()
+    }
+}
+
+/// A `Protocol` seen as a `Subject`: `launch` spawns `launch_block`, the
+/// quick query maps the query as the 2.x contract does, counts are listing
+/// lengths.
+#[derive(Clone, Default)]
+pub struct Via<P>(pub P);
+
+impl<P: Protocol> Subject for Via<P> {
+    const NAME: &'static str = P::NAME;
+
+    fn launch<F>(&self, id: Id, task: F) -> impl Future<Output = Result<(), TaskState>> + Send
+    where
+        F: Future<Output = Result<(), ()>> + Send + 'static,
+    {
+        let protocol = self.0.clone();
+        spawn_until_started(
+            move |task| async move { protocol.launch_block(id, task).await },
+            task,
+        )
+    }
+
+    fn launch_block<F>(
+        &self,
+        id: Id,
+        task: F,
+    ) -> impl Future<Output = Result<Result<(), ()>, TaskState>> + Send
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        self.0.launch_block(id, task)
+    }
+
+    fn query(&self, id: Id) -> TaskState {
+        self.0.query(id)
+    }
+
+    fn query_quick(&self, id: Id) -> TaskState {
+        match self.0.query(id) {
+            TaskState::NotFound => TaskState::Working,
+            state => state,
+        }
+    }
+
+    fn revoke_block<F>(
+        &self,
+        id: Id,
+        revoke: F,
+    ) -> impl Future<Output = Result<(), RevokeError>> + Send
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        self.0.revoke_block(id, revoke)
+    }
+
+    fn wait(&self, id: Id) -> impl Future<Output = TaskState> + Send {
+        self.0.wait(id)
+    }
+
+    fn list(&self, state: TaskState) -> Vec<Id> {
+        self.0.list(state)
+    }
+
+    fn counts(&self) -> StateCounts {
+        StateCounts {
+            working: self.0.list(TaskState::Working).len(),
+            success: self.0.list(TaskState::Success).len(),
+            failed: self.0.list(TaskState::Failed).len(),
+        }
+    }
+}
+
+/// Spawns `run(task')` on the current runtime, where `task'` is `task` that
+/// reports its first poll. Resolves `Ok` at that first poll (the launch or
+/// revoke was accepted), or `Err(e)` when `run` returns `Err(e)` first (it was
+/// refused). What `run` returns later, panics included, is dropped.
+pub fn spawn_until_started<F, R, Fut, T, E>(
+    run: R,
+    task: F,
+) -> impl Future<Output = Result<(), E>> + Send + 'static
+where
+    F: Future<Output = Result<(), ()>> + Send + 'static,
+    R: FnOnce(Pin<Box<dyn Future<Output = Result<(), ()>> + Send>>) -> Fut,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    E: Send + 'static,
+{
+    let (report, accepted) = oneshot::channel();
+    let report = Arc::new(Mutex::new(Some(report)));
+    let started = {
+        let report = report.clone();
+        async move {
+            send(&report, Ok(()));
+            task.await
+        }
+    };
+    let running = run(Box::pin(started));
+    async move {
+        tokio::spawn(async move {
+            if let Ok(Err(refused)) = CatchUnwind::new(running).await {
+                send(&report, Err(refused));
+            }
+        });
+        accepted
+            .await
+            .unwrap_or_else(|_| panic!("the spawned call ended before accepting or refusing"))
+    }
+}
+
+/// Where [`spawn_until_started`] reports to; taken by the first report.
+type Report<E> = Arc<Mutex<Option<oneshot::Sender<Result<(), E>>>>>;
+
+fn send<E>(report: &Report<E>, result: Result<(), E>) {
+    let sender = report.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(sender) = sender {
+        let _ = sender.send(result);
+    }
+}
+/// Polls a future that never waits, once.
+fn poll_ready<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(std::task::Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("a query waited"),
+    }
+}
+
+/// A future's output, or the panic it raised.
+pub struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> CatchUnwind<F> {
+    pub fn new(future: F) -> Self {
+        CatchUnwind(Box::pin(future))
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// The payload of the panics the tasks raise on purpose.
+#[derive(Debug)]
+pub struct TaskPanic;
+
+/// Raises a [`TaskPanic`] without printing it (see [`quiet_task_panics`]).
+pub fn task_panic() -> ! {
+    quiet_task_panics();
+    std::panic::panic_any(TaskPanic)
+}
+
+thread_local! {
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs, once, a panic hook that keeps [`TaskPanic`]s, and every panic
+/// of a thread inside [`quietly`], off stderr, and hands every other panic
+/// to the previous hook.
+pub fn quiet_task_panics() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let quiet = info.payload().downcast_ref::<TaskPanic>().is_some() || QUIET.get();
+            if !quiet {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `f` with this thread's panics kept off stderr: a bite test expects
+/// the failures its runner catches while shrinking.
+pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    /// Restores the flag even if `f` panics.
+    struct Loud;
+    impl Drop for Loud {
+        fn drop(&mut self) {
+            QUIET.set(false);
+        }
+    }
+    quiet_task_panics();
+    QUIET.set(true);
+    let _loud = Loud;
+    f()
+}
