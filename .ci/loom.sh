@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Loom model checking of the recorder's own code (scc's loom build included),
+# release mode. Every model in tests/loom.rs must pass every interleaving
+# within its preemption bound (set in the file: 3 for two-thread models, 1 for
+# three-thread ones), and every bite test must see loom report the violation
+# of its known-bad protocol. The run must report exactly the expected numbers
+# of tests, explored models and bites, so an empty or compiled-out loom file,
+# or a test that stops exploring, cannot pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+models=14
+bites=3
+expected=$((models + bites))
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# The bounds are the models' own: LOOM_MAX_PREEMPTIONS would override them.
+env -u LOOM_MAX_PREEMPTIONS cargo test --release --features loom --test loom 2>&1 | tee "$log"
+
+fail() {
+    echo "loom: $1" >&2
+    exit 1
+}
+grep -q "test result: ok. $expected passed; 0 failed" "$log" ||
+    fail "expected $expected passed tests"
+# Each model and bite prints one line when its exploration ends.
+[ "$(grep -c 'loom model ' "$log")" -eq "$models" ] || fail "expected $models explored models"
+[ "$(grep -c 'loom bite ' "$log")" -eq "$bites" ] || fail "expected $bites bites"
+echo "loom: $models models and $bites bites passed"
