@@ -298,6 +298,7 @@ where
     }
 
     /// The launch transition: `Ok` when this caller now owns `Working`.
+    #[inline]
     fn begin(&self, task_id: K) -> Result<(), TaskState> {
         match self.table.apply(task_id, Op::Launch) {
             Response::LaunchRefused(state) => Err(state),
@@ -330,6 +331,7 @@ where
     S: BuildHasher,
     T: Deref<Target = Table<K, S>>,
 {
+    #[inline]
     fn new(table: T, task_id: K, finish: fn(Outcome) -> Op) -> Self {
         Settle {
             table,
@@ -340,6 +342,7 @@ where
     }
 
     /// Settles with `outcome` (the drop does the work).
+    #[inline]
     fn settle(mut self, outcome: Outcome) {
         self.outcome = outcome;
     }
@@ -351,6 +354,7 @@ where
     S: BuildHasher,
     T: Deref<Target = Table<K, S>>,
 {
+    #[inline]
     fn drop(&mut self) {
         if let Some(task_id) = self.task_id.take() {
             self.table.apply(task_id, (self.finish)(self.outcome));

@@ -83,6 +83,7 @@ where
     /// runs is the linearization point of every mutating operation. When the
     /// id leaves a waited-on `Working` period, its waiters are woken after
     /// the entry's lock is released.
+    #[inline]
     pub(crate) fn apply(&self, id: K, op: Op) -> Response {
         let (response, waiters) = match op {
             Op::Launch => self.launch(id),
@@ -99,6 +100,7 @@ where
     /// update. An insert that finds the id, or an update that finds it gone,
     /// has no effect, and the loop retries: each retry means a concurrent
     /// operation on the id took effect (lock-free, not wait-free).
+    #[inline]
     fn launch(&self, mut id: K) -> (Response, Option<Arc<Signal>>) {
         let (fresh, accepted) = spec::step(Phase::NotFound, Op::Launch);
         loop {
@@ -119,6 +121,7 @@ where
     /// test `only_launch_leaves_not_found`), so an absent id needs no entry.
     /// Only a finished revoke can make an id `NotFound` and so remove its
     /// entry; the others take the cheaper in-place update.
+    #[inline]
     fn update(&self, id: &K, op: Op) -> (Response, Option<Arc<Signal>>) {
         let done = if let Op::FinishRevoke(_) = op {
             let mut done = None;
@@ -136,6 +139,7 @@ where
 
     /// Runs `step` on a held slot, and takes the id's signal when it leaves
     /// a waited-on `Working` period.
+    #[inline(always)]
     fn step_slot(&self, id: &K, slot: &mut Slot, op: Op) -> (Response, Option<Arc<Signal>>) {
         let (next, response) = spec::step(slot.phase, op);
         slot.phase = next;
@@ -149,6 +153,7 @@ where
     }
 
     /// The id's phase, read under the shared lock of its entry.
+    #[inline]
     pub(crate) fn phase<Q>(&self, id: &Q) -> Phase
     where
         Q: Hash + Equivalent<K> + ?Sized,
