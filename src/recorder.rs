@@ -195,7 +195,8 @@ where
         self.table.phase(task_id).quick_state()
     }
 
-    /// Runs `revoke` to undo the success of `task_id`.
+    /// Runs `revoke` to undo the success of `task_id`; exclusive, and at
+    /// most once per epoch (proofs/P9-revoke-exclusive.md).
     ///
     /// Only a `Success` id with no revoke running is revoked. While `revoke`
     /// runs, the id reads `Success` and launches are refused with `Success`.
@@ -297,7 +298,10 @@ where
         self.len() == 0
     }
 
-    /// The launch transition: `Ok` when this caller now owns `Working`.
+    /// The launch transition: `Ok` when this caller now owns `Working`. Only
+    /// an owner runs its task, which is why an id succeeds at most once per
+    /// epoch (proofs/P1-at-most-one-success.md) and reads as launched from
+    /// here on (proofs/P4-read-your-launch.md).
     #[inline]
     fn begin(&self, task_id: K) -> Result<(), TaskState> {
         match self.table.apply(task_id, Op::Launch) {

@@ -17,7 +17,10 @@
 //! ```
 //!
 //! Every pair (phase, operation) not drawn above leaves the phase unchanged:
-//! a refused launch or revoke has no residue (proofs/P6-no-wedged-id.md).
+//! a refused launch or revoke has no residue (proofs/P6-no-wedged-id.md), a
+//! failure only makes the id launchable again (proofs/P2-failure-harmless.md),
+//! and only a completed revoke returns to `NotFound`
+//! (proofs/P3-no-return-to-not-found.md).
 
 /// The state of a task id as callers observe it.
 #[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
