@@ -13,48 +13,21 @@ use std::sync::{Arc, Mutex, Once};
 use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
-/// What the properties drive. Tasks and revokes return `Result<(), ()>`.
-pub trait Subject: Clone + Send + Sync + 'static {
-    const NAME: &'static str;
-
+/// What the properties drive: a [`Protocol`], plus the operations only the
+/// real recorder has natively. Tasks and revokes return `Result<(), ()>`.
+pub trait Subject: Protocol {
     /// Starts `task` on the current runtime; resolves once it is accepted or refused.
     fn launch<F>(&self, id: Id, task: F) -> impl Future<Output = Result<(), TaskState>> + Send
     where
         F: Future<Output = Result<(), ()>> + Send + 'static;
 
-    /// Runs `task` in place if accepted.
-    fn launch_block<F>(
-        &self,
-        id: Id,
-        task: F,
-    ) -> impl Future<Output = Result<Result<(), ()>, TaskState>> + Send
-    where
-        F: Future<Output = Result<(), ()>> + Send;
-
-    fn query(&self, id: Id) -> TaskState;
-
     fn query_quick(&self, id: Id) -> TaskState;
-
-    /// Runs `revoke` in place if accepted.
-    fn revoke_block<F>(
-        &self,
-        id: Id,
-        revoke: F,
-    ) -> impl Future<Output = Result<(), RevokeError>> + Send
-    where
-        F: Future<Output = Result<(), ()>> + Send;
-
-    fn wait(&self, id: Id) -> impl Future<Output = TaskState> + Send;
-
-    fn list(&self, state: TaskState) -> Vec<Id>;
 
     fn counts(&self) -> StateCounts;
 }
 
 /// The real recorder: its own `launch`, quick query and counts.
 impl Subject for AsyncTasksRecorder<Id> {
-    const NAME: &'static str = <Self as Protocol>::NAME;
-
     async fn launch<F>(&self, id: Id, task: F) -> Result<(), TaskState>
     where
         F: Future<Output = Result<(), ()>> + Send + 'static,
@@ -64,43 +37,9 @@ impl Subject for AsyncTasksRecorder<Id> {
             .map_err(|(state, _)| state)
     }
 
-    fn launch_block<F>(
-        &self,
-        id: Id,
-        task: F,
-    ) -> impl Future<Output = Result<Result<(), ()>, TaskState>> + Send
-    where
-        F: Future<Output = Result<(), ()>> + Send,
-    {
-        Protocol::launch_block(self, id, task)
-    }
-
-    fn query(&self, id: Id) -> TaskState {
-        self.query_task_state_sync(&id)
-    }
-
     fn query_quick(&self, id: Id) -> TaskState {
         // The quick query is async only for API symmetry; it never waits.
         poll_ready(self.query_task_state_quick(&id))
-    }
-
-    fn revoke_block<F>(
-        &self,
-        id: Id,
-        revoke: F,
-    ) -> impl Future<Output = Result<(), RevokeError>> + Send
-    where
-        F: Future<Output = Result<(), ()>> + Send,
-    {
-        Protocol::revoke_block(self, id, revoke)
-    }
-
-    fn wait(&self, id: Id) -> impl Future<Output = TaskState> + Send {
-        Protocol::wait(self, id)
-    }
-
-    fn list(&self, state: TaskState) -> Vec<Id> {
-        self.list_tasks(state)
     }
 
     fn counts(&self) -> StateCounts {
@@ -114,19 +53,8 @@ impl Subject for AsyncTasksRecorder<Id> {
 #[derive(Clone, Default)]
 pub struct Via<P>(pub P);
 
-impl<P: Protocol> Subject for Via<P> {
+impl<P: Protocol> Protocol for Via<P> {
     const NAME: &'static str = P::NAME;
-
-    fn launch<F>(&self, id: Id, task: F) -> impl Future<Output = Result<(), TaskState>> + Send
-    where
-        F: Future<Output = Result<(), ()>> + Send + 'static,
-    {
-        let protocol = self.0.clone();
-        spawn_until_started(
-            move |task| async move { protocol.launch_block(id, task).await },
-            task,
-        )
-    }
 
     fn launch_block<F>(
         &self,
@@ -141,13 +69,6 @@ impl<P: Protocol> Subject for Via<P> {
 
     fn query(&self, id: Id) -> TaskState {
         self.0.query(id)
-    }
-
-    fn query_quick(&self, id: Id) -> TaskState {
-        match self.0.query(id) {
-            TaskState::NotFound => TaskState::Working,
-            state => state,
-        }
     }
 
     fn revoke_block<F>(
@@ -167,6 +88,26 @@ impl<P: Protocol> Subject for Via<P> {
 
     fn list(&self, state: TaskState) -> Vec<Id> {
         self.0.list(state)
+    }
+}
+
+impl<P: Protocol> Subject for Via<P> {
+    fn launch<F>(&self, id: Id, task: F) -> impl Future<Output = Result<(), TaskState>> + Send
+    where
+        F: Future<Output = Result<(), ()>> + Send + 'static,
+    {
+        let protocol = self.0.clone();
+        spawn_until_started(
+            move |task| async move { protocol.launch_block(id, task).await },
+            task,
+        )
+    }
+
+    fn query_quick(&self, id: Id) -> TaskState {
+        match self.0.query(id) {
+            TaskState::NotFound => TaskState::Working,
+            state => state,
+        }
     }
 
     fn counts(&self) -> StateCounts {
