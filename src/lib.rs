@@ -11,8 +11,9 @@
 //!   is dropped at runtime shutdown ends `Failed`, never stuck `Working`.
 //! - A succeeded id may be revoked (back to `NotFound`) by a compensating
 //!   future.
-//! - Every operation is linearizable; [`wait`](AsyncTasksRecorder::wait)
-//!   sleeps until the id leaves `Working` with no lost wake-up.
+//! - Launches, queries, revokes and waits are linearizable;
+//!   [`wait`](AsyncTasksRecorder::wait) sleeps until the id leaves `Working`
+//!   with no lost wake-up.
 //! - Listings by state are weakly consistent walks of one table.
 //!
 //! ```
