@@ -34,15 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
-use subject::{CatchUnwind, Subject, Via, task_panic};
-
-/// Cases per run: `PROPTEST_CASES`, or `quick` for a plain `cargo test`.
-fn cases(quick: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(quick)
-}
+use subject::{CatchUnwind, Subject, Via, cases, task_panic};
 
 /// A pause between or inside operations.
 #[derive(Clone, Copy, Debug)]

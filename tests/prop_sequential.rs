@@ -24,21 +24,13 @@ use protocols::{AllSet202, Id, LostWakeup, RevokeError, ThreeSets};
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::marker::PhantomData;
-use subject::{Subject, Via, spawn_until_started, task_panic};
+use subject::{Subject, Via, cases, spawn_until_started, task_panic};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// Ids `0..IDS`.
 const IDS: usize = 3;
-
-/// Cases per run: `PROPTEST_CASES`, or `quick` for a plain `cargo test`.
-fn cases(quick: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(quick)
-}
 
 /// How an accepted launch runs its task.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]

@@ -13,6 +13,14 @@ use std::sync::{Arc, Mutex, Once};
 use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
+/// Cases per run: `PROPTEST_CASES`, or `quick` for a plain `cargo test`.
+pub fn cases(quick: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(quick)
+}
+
 /// What the properties drive: a [`Protocol`], plus the operations only the
 /// real recorder has natively. Tasks and revokes return `Result<(), ()>`.
 pub trait Subject: Protocol {
