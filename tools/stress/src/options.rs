@@ -7,7 +7,7 @@ use clap::{CommandFactory, Parser};
 use serde::Serialize;
 
 /// Most distinct ids: the ledger keeps 8 bytes per id and the audit a few
-/// more, about 1.5 GB at this bound.
+/// more; a run at this bound peaks near 1 GB.
 pub const MAX_IDS: u64 = 100_000_000;
 /// Most launch attempts: about a day at 10^5 launches per second.
 pub const MAX_LAUNCHES: u64 = 10_000_000_000;
