@@ -97,7 +97,11 @@ fn id_counts_over_10_to_the_8_are_refused() {
 #[test]
 fn worker_and_launch_counts_out_of_range_are_refused() {
     refused(&["--workers", "4097"], "--workers", "1..=4096");
-    refused(&["--launches", "10000000001"], "--launches", "0..=10000000000");
+    refused(
+        &["--launches", "10000000001"],
+        "--launches",
+        "0..=10000000000",
+    );
 }
 
 #[test]
@@ -111,7 +115,11 @@ fn operations_per_launch_over_100_are_refused() {
 fn rates_outside_0_to_1_are_refused() {
     refused(&["--fail-rate", "1.5"], "--fail-rate", "0..=1");
     refused(&["--cancel-rate", "nan"], "--cancel-rate", "0..=1");
-    refused(&["--revoke-fail-rate", "-0.1"], "--revoke-fail-rate", "0..=1");
+    refused(
+        &["--revoke-fail-rate", "-0.1"],
+        "--revoke-fail-rate",
+        "0..=1",
+    );
 }
 
 #[test]
