@@ -20,6 +20,9 @@ const COLORS: [RGBColor; 5] = [
     RGBColor(0x94, 0x67, 0xbd),
 ];
 
+/// Pixels right of the plot for its legend.
+const LEGEND_WIDTH: u32 = 200;
+
 /// The file name of the plot of `keys`.
 pub fn file_name(keys: Keys) -> String {
     format!("throughput_{}.svg", keys.as_str())
@@ -57,7 +60,8 @@ fn draw(
     let y_max = nice_ceiling(top.max(1e-3));
     let last = threads.len() as i32 - 1;
 
-    let root = SVGBackend::with_string(out, (800, 460)).into_drawing_area();
+    let (width, height) = (860, 460);
+    let root = SVGBackend::with_string(out, (width, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let cores_text = cores.map_or(String::new(), |n| format!(" ({n} logical cores)"));
     let mut chart = ChartBuilder::on(&root)
@@ -66,8 +70,9 @@ fn draw(
             ("sans-serif", 18),
         )
         .margin(12)
+        .margin_right(LEGEND_WIDTH)
         .x_label_area_size(40)
-        .y_label_area_size(56)
+        .y_label_area_size(60)
         .build_cartesian_2d(0..last, 0.0..y_max)?;
 
     // Shade the thread counts above the core count.
@@ -97,9 +102,14 @@ fn draw(
         .x_label_formatter(&thread_label)
         .x_desc("threads")
         .y_desc("million operations / s")
-        .light_line_style(RGBColor(0xee, 0xee, 0xee))
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
+        .light_line_style(TRANSPARENT)
         .draw()?;
 
+    let legend_left = width as i32 - LEGEND_WIDTH as i32 + 4;
+    let legend_top = 60;
     for (m, mix) in Mix::ALL.into_iter().enumerate() {
         for (c, contestant) in Contestant::ALL.into_iter().enumerate() {
             let points: Vec<(i32, f64)> = threads
@@ -109,19 +119,22 @@ fn draw(
                 .collect();
             let style = COLORS[c % COLORS.len()].stroke_width(2);
             let label = format!("{} {}", contestant.label(), mix.as_str());
-            let series = if m == 0 {
-                chart.draw_series(LineSeries::new(points.clone(), style))?
+            // The legend sits beside the plot, in the right margin, so it
+            // hides no line; plotters' own legend is clipped to the plot.
+            let y = legend_top + 20 * (m * Contestant::ALL.len() + c) as i32;
+            let sample = vec![(legend_left, y), (legend_left + 24, y)];
+            if m == 0 {
+                chart.draw_series(LineSeries::new(points.clone(), style))?;
+                root.draw(&PathElement::new(sample, style))?;
             } else {
-                chart.draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))?
-            };
-            series.label(label).legend(move |(x, y)| {
-                DashedPathElement::new(
-                    vec![(x, y), (x + 24, y)],
-                    if m == 0 { 24 } else { 6 },
-                    4,
-                    style,
-                )
-            });
+                chart.draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))?;
+                root.draw(&DashedPathElement::new(sample, 6, 4, style))?;
+            }
+            root.draw(&Text::new(
+                label,
+                (legend_left + 32, y - 7),
+                ("sans-serif", 13),
+            ))?;
             chart.draw_series(
                 points
                     .iter()
@@ -129,21 +142,15 @@ fn draw(
             )?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(0xcc, 0xcc, 0xcc))
-        .label_font(("sans-serif", 11))
-        .draw()?;
     root.present()?;
     Ok(())
 }
 
-/// The smallest 1, 2 or 5 times a power of ten at or above `v`.
+/// The smallest round number (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a
+/// power of ten) at or above `v`.
 fn nice_ceiling(v: f64) -> f64 {
     let magnitude = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+    [1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
         .iter()
         .map(|m| m * magnitude)
         .find(|&c| c >= v)
@@ -178,8 +185,9 @@ mod tests {
 
     #[test]
     fn nice_ceilings() {
-        assert_eq!(nice_ceiling(3.2), 5.0);
-        assert_eq!(nice_ceiling(0.011), 0.02);
+        assert_eq!(nice_ceiling(3.2), 4.0);
+        assert_eq!(nice_ceiling(5.45), 6.0);
+        assert!((nice_ceiling(0.011) - 0.015).abs() < 1e-12);
         assert_eq!(nice_ceiling(10.0), 10.0);
     }
 }
