@@ -3,8 +3,8 @@
 //!
 //! Both sides use these types, so a renamed contestant or group is a compile
 //! error or a report error naming it, never a silently empty table. This part
-//! of the crate depends on serde alone, so the benches that use it do not
-//! build the report's command line or plotting.
+//! of the crate depends on serde and serde_json alone, so the benches that
+//! use it do not build the report's command line or plotting.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -89,7 +89,7 @@ impl TryFrom<String> for Contestant {
     }
 }
 
-/// Named as a list of `as_str` values, for error messages.
+/// Adds `names()`: every `as_str` of a name enum, for error messages.
 macro_rules! names {
     ($t:ty) => {
         impl $t {
