@@ -216,7 +216,8 @@ impl Record {
 #[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
 pub enum FencedOp {
     /// Start an attempt; if accepted, it holds `fence`, which must exceed
-    /// the record's. A lapsed `Working` is taken over: expired, then launched.
+    /// the record's. A lapsed `Working` is taken over: expired, then
+    /// launched. A lapsed `Revoking` is not touched (it refuses with `Success`).
     Launch {
         /// The token the new attempt would hold.
         fence: Fence,
@@ -229,7 +230,8 @@ pub enum FencedOp {
         outcome: Outcome,
     },
     /// Start a revoke of a succeeded id; if accepted, it holds `fence`. A
-    /// lapsed `Revoking` is taken over: expired, then begun again.
+    /// lapsed `Revoking` is taken over: expired, then begun again. A lapsed
+    /// `Working` is not touched (it refuses with `NotSuccess`).
     BeginRevoke {
         /// The token the revoke would hold.
         fence: Fence,
@@ -287,16 +289,18 @@ pub const fn fenced_step(record: Record, op: FencedOp) -> (Record, FencedRespons
     use FencedOp as F;
     match op {
         F::Launch { fence } | F::BeginRevoke { fence } => {
-            // A lapsed lease is expired first: takeover = Expire, then the op.
-            let record = match expire(record) {
-                Some(expired) => expired,
-                None => record,
+            let (phase_op, takes_over) = match op {
+                F::Launch { .. } => (Op::Launch, Phase::Working),
+                _ => (Op::BeginRevoke, Phase::Revoking),
             };
-            let phase_op = match op {
-                F::Launch { .. } => Op::Launch,
-                _ => Op::BeginRevoke,
+            // A lapsed launch (for a launch) or revoke (for a revoke) is
+            // taken over: Expire, then the op, which then is accepted. Any
+            // other lapsed phase is left as it is.
+            let start = match expire(record) {
+                Some(expired) if record.phase as u8 == takes_over as u8 => expired,
+                _ => record,
             };
-            let (phase, response) = step(record.phase, phase_op);
+            let (phase, response) = step(start.phase, phase_op);
             if !matches!(response, Response::Accepted) {
                 return (record, FencedResponse::Step(response));
             }
@@ -305,7 +309,7 @@ pub const fn fenced_step(record: Record, op: FencedOp) -> (Record, FencedRespons
             }
             let next = Record {
                 phase,
-                epoch: record.epoch,
+                epoch: start.epoch,
                 fence,
                 lapsed: false,
             };
@@ -513,6 +517,7 @@ mod tests {
     /// Explores every sequence of `depth` operations from a new record and
     /// returns the first violation of the lease rules:
     /// - a stale token changes nothing and is answered `Stale`;
+    /// - a refused launch or revoke changes nothing, lapsed or not;
     /// - at most one `Finish(Ok)` is applied per epoch;
     /// - granted fences strictly increase;
     /// - only a lapsed lease expires, `Working` to `Failed`, `Revoking` to `Success`.
@@ -539,6 +544,17 @@ mod tests {
                     {
                         return Err(format!(
                             "stale token applied: {op:?} on {record:?} gave {next:?}, {response:?}"
+                        ));
+                    }
+                    if matches!(
+                        response,
+                        FencedResponse::Step(
+                            Response::LaunchRefused(_) | Response::RevokeRefused(_)
+                        )
+                    ) && next != record
+                    {
+                        return Err(format!(
+                            "a refusal changed the record: {op:?} on {record:?}"
                         ));
                     }
                     if next.fence < record.fence {

@@ -331,9 +331,8 @@ impl<K: Key> PgRecorder<K> {
         Ok(())
     }
 
-    /// Test hook: this recorder's statements see the database clock moved
-    /// forward by `by` (server side; every replica sharing the setting sees
-    /// the same time).
+    /// Test hook: this recorder judges leases as if `by` had passed on the
+    /// database clock (server side); the leases it grants are not moved.
     #[doc(hidden)]
     pub fn shift_clock(&self, by: Duration) {
         let by = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
@@ -610,7 +609,10 @@ impl<K: Key> PgRecorder<K> {
 
     /// The sweep: moves up to `limit` lapsed rows (`Working` to `Failed`,
     /// `Revoking` to `Success`) and returns them with their new state.
-    /// Idempotent; any replica may run it at any time.
+    /// Idempotent; any replica may run it at any time. A row that another
+    /// statement holds at that moment (being finished, claimed or renewed)
+    /// is skipped, not waited for (`SKIP LOCKED`); the next sweep takes it
+    /// if it is still lapsed.
     pub async fn sweep(&self, limit: i64) -> Result<Vec<(K, TaskState)>, Error> {
         let rows = self
             .run(

@@ -6,9 +6,10 @@
 //! row, kept so its epoch stays monotone), 1 `Working`, 2 `Failed`,
 //! 3 `Success`, 4 `Revoking`.
 //!
-//! "Now" is `clock_timestamp() + shift`, where `shift` (microseconds, a
-//! parameter) is 0 except in tests that move time forward on the server
-//! side. `clock_timestamp()` rather than `now()`: `now()` is frozen at the
+//! Leases are set to `clock_timestamp() + lease` and judged against
+//! `clock_timestamp() + shift`, where `shift` (microseconds, a parameter)
+//! is 0 except in tests: a replica with a shift judges every lease as if
+//! that much time had passed, on the server's clock. `clock_timestamp()` rather than `now()`: `now()` is frozen at the
 //! start of a transaction, and the fenced-finish transaction may be long.
 
 /// The SQL text of every operation on one table. Built by
@@ -24,7 +25,7 @@ pub struct Statements {
     pub claim: String,
     /// Working(fence) -> Success or Failed. Params: id, fence, new state (2 or 3).
     pub finish: String,
-    /// Extends the lease of Working or Revoking (fence). Params: id, fence, lease µs, shift µs.
+    /// Extends the lease of Working or Revoking (fence). Params: id, fence, lease µs.
     pub renew: String,
     /// Success or lapsed Revoking -> Revoking with a new fence. Params: id, lease µs, shift µs.
     pub revoke_begin: String,
@@ -70,9 +71,9 @@ impl Statements {
             ),
             claim: format!(
                 "INSERT INTO {t} AS t (id, state, epoch, fence, lease_until)
-                 VALUES ($1, 1, 0, nextval('{t}_fence'), {now3} + {lease})
+                 VALUES ($1, 1, 0, nextval('{t}_fence'), clock_timestamp() + {lease})
                  ON CONFLICT (id) DO UPDATE
-                   SET state = 1, fence = nextval('{t}_fence'), lease_until = {now3} + {lease}
+                   SET state = 1, fence = nextval('{t}_fence'), lease_until = clock_timestamp() + {lease}
                    WHERE t.state IN (0, 2) OR (t.state = 1 AND t.lease_until <= {now3})
                  RETURNING t.fence, t.epoch",
                 now3 = now(3),
@@ -86,14 +87,13 @@ impl Statements {
                  RETURNING epoch"
             ),
             renew: format!(
-                "UPDATE {t} SET lease_until = {now4} + {lease}
+                "UPDATE {t} SET lease_until = clock_timestamp() + {lease}
                  WHERE id = $1 AND state IN (1, 4) AND fence = $2
                  RETURNING epoch",
-                now4 = now(4),
                 lease = micros(3),
             ),
             revoke_begin: format!(
-                "UPDATE {t} SET state = 4, fence = nextval('{t}_fence'), lease_until = {now3} + {lease}
+                "UPDATE {t} SET state = 4, fence = nextval('{t}_fence'), lease_until = clock_timestamp() + {lease}
                  WHERE id = $1 AND (state = 3 OR (state = 4 AND lease_until <= {now3}))
                  RETURNING fence, epoch",
                 now3 = now(3),
