@@ -688,6 +688,24 @@ impl<K: Key> PgRecorder<K> {
         Ok(!rows.is_empty())
     }
 
+    /// Test hook: what re-reading the row says of a finish by `lease` with
+    /// `outcome` (of a revoke if `revoke`): `None` if it has not been
+    /// applied and could be sent again.
+    #[doc(hidden)]
+    pub async fn resolve_finish(
+        &self,
+        lease: &Lease<K>,
+        revoke: bool,
+        outcome: Outcome,
+    ) -> Result<Option<Finish>, Error> {
+        let holding = if revoke {
+            Holding::Revoke
+        } else {
+            Holding::Work
+        };
+        self.resolve(lease, holding, outcome).await
+    }
+
     /// Resolves a finish whose statement failed in transit by reading the
     /// row with the finisher's fence (see `Attempt::finish`).
     async fn resolve(
@@ -867,8 +885,12 @@ impl<K: Key> Attempt<K> {
             {
                 Ok(true) => return Ok(Finish::Applied),
                 Ok(false) => return Ok(Finish::Stale),
-                // The server refused the statement: it did not commit.
-                Err(Error::Db(e)) if e.as_db_error().is_some() => return Err(Error::Db(e)),
+                // The server refused the statement with an ERROR: the
+                // autocommit statement rolled back. (A FATAL ends the
+                // session: in doubt like an I/O error.)
+                Err(Error::Db(e)) if e.as_db_error().is_some_and(|db| db.severity() == "ERROR") => {
+                    return Err(Error::Db(e));
+                }
                 // Connection trouble: the statement may or may not have
                 // committed; the next round re-reads the row.
                 Err(e) => last = Some(e),

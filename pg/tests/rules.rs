@@ -229,3 +229,107 @@ async fn bad_input_is_an_error_value() {
         "{result:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_doubt_finish_is_resolved_by_rereading_the_row() {
+    within(60, "in-doubt resolution", async {
+        let r = recorder::<String>("rules", settings(LEASE)).await;
+        let attempt = r.claim("d".into()).await.unwrap().unwrap();
+        let lease = attempt.lease().clone();
+        // Not applied yet: the finish may be sent again.
+        assert_eq!(
+            r.resolve_finish(&lease, false, Outcome::Ok).await.unwrap(),
+            None
+        );
+        assert_eq!(attempt.finish(Outcome::Ok).await.unwrap(), Finish::Applied);
+        // Applied: a re-read says so, also after a revoke began.
+        let applied = Some(Finish::Applied);
+        assert_eq!(
+            r.resolve_finish(&lease, false, Outcome::Ok).await.unwrap(),
+            applied
+        );
+        let revoking = r.revoke_begin("d".into()).await.unwrap().unwrap();
+        assert_eq!(
+            r.resolve_finish(&lease, false, Outcome::Ok).await.unwrap(),
+            applied
+        );
+        let revoke_lease = revoking.lease().clone();
+        assert_eq!(revoking.finish(Outcome::Ok).await.unwrap(), Finish::Applied);
+        assert_eq!(
+            r.resolve_finish(&revoke_lease, true, Outcome::Ok)
+                .await
+                .unwrap(),
+            applied
+        );
+        // A zombie's Ok in the same epoch resolves Stale.
+        let later = PgRecorder::<String>::new(
+            common::cluster().config("postgres"),
+            &common::table("rules"),
+            settings(LEASE),
+        )
+        .unwrap();
+        later.install().await.unwrap();
+        let zombie = later.claim("z".into()).await.unwrap().unwrap();
+        let zombie_lease = zombie.lease().clone();
+        later.shift_clock(Duration::from_secs(3600));
+        let holder = later.claim("z".into()).await.unwrap().unwrap();
+        let stale = Some(Finish::Stale);
+        assert_eq!(
+            later
+                .resolve_finish(&zombie_lease, false, Outcome::Ok)
+                .await
+                .unwrap(),
+            stale
+        );
+        holder.finish(Outcome::Ok).await.unwrap();
+        assert_eq!(
+            later
+                .resolve_finish(&zombie_lease, false, Outcome::Ok)
+                .await
+                .unwrap(),
+            stale
+        );
+        drop(zombie);
+    })
+    .await
+}
+
+/// The server ends every connection of the recorder (as a restart or a
+/// network cut would) between the claim and the finish: the finish fails
+/// in transit, is resolved by re-reading the row, sent again, and applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_across_a_lost_connection_is_applied_once() {
+    within(60, "finish across connection loss", async {
+        // Its own application name, so that only its connections are cut.
+        let mut config = common::cluster().config("postgres");
+        config.application_name("atr_connection_cut");
+        let r = PgRecorder::<String>::new(config, &common::table("cut"), settings(LEASE)).unwrap();
+        r.install().await.unwrap();
+        let attempt = r.claim("cut".into()).await.unwrap().unwrap();
+        common::cluster()
+            .psql(
+                "postgres",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = 'atr_connection_cut'",
+            )
+            .unwrap();
+        assert_eq!(attempt.finish(Outcome::Ok).await.unwrap(), Finish::Applied);
+        assert_eq!(r.query(&"cut".into()).await.unwrap(), TaskState::Success);
+        // Connection loss on a plain call is an error value or a retry on a
+        // fresh connection, never a panic.
+        common::cluster()
+            .psql(
+                "postgres",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = 'atr_connection_cut'",
+            )
+            .unwrap();
+        let first = r.query(&"cut".into()).await;
+        assert!(
+            matches!(first, Ok(TaskState::Success) | Err(Error::Db(_))),
+            "{first:?}"
+        );
+        assert_eq!(r.query(&"cut".into()).await.unwrap(), TaskState::Success);
+    })
+    .await
+}
