@@ -9,6 +9,14 @@
 //!
 //! Case counts: `ATR_PG_SEQUENCES` (default 40) and `ATR_PG_HISTORIES`
 //! (default 25); `.ci/pg-deep.sh` runs 2,000 and 300.
+//!
+//! Why not the workspace harness (`harness/`): it checks against `spec::step`
+//! (no fences, no lapse), its `Protocol::query` and `list` are synchronous,
+//! and its runs decide quiescence by counting live runtime tasks and
+//! yielding, which a pooled database client (its connection tasks, the
+//! lease renewals) never reaches. This file runs the same two kinds of
+//! check, sequential comparison and Wing–Gong linearizability, against
+//! `spec::fenced_step`.
 
 mod common;
 
