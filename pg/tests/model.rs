@@ -507,3 +507,19 @@ fn the_checker_rejects_a_second_success_in_one_epoch() {
     ];
     linearizable(&history).unwrap();
 }
+
+/// Bite: the sequential comparison catches a read that computes expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bite_the_model_run_catches_expiry_in_the_read() {
+    let mut sql = Statements::new(&table("readbite"), "bigint");
+    sql.read = sql.read.replacen(
+        "SELECT state,",
+        "SELECT CASE WHEN state = 1 AND lease_until <= (clock_timestamp() + $2 * interval '1 microsecond') \
+         THEN 2::smallint ELSE state END,",
+        1,
+    );
+    let error = within(600, "read-path expiry run", sequential_run(sql, 200, 11))
+        .await
+        .unwrap_err();
+    assert!(error.contains("query read Failed"), "{error}");
+}
