@@ -714,14 +714,17 @@ fn cancelled_wait_and_finish<P: Protocol + Default>(trace: &Trace) {
         trace.note("W", format_args!("wait polled once -> {polled:?}, dropped"));
     }
     let after_drop = held();
-    if after_drop > 0 && query(&*protocol, trace, "W", ID) == TaskState::Working {
+    let leaked = after_drop > 0 && query(&*protocol, trace, "W", ID) == TaskState::Working;
+    let woke = wait(&*protocol, trace, "W", ID);
+    // Violations are raised once every thread has ended: unwinding past a
+    // live loom thread would abort the test process.
+    let launched = finisher.join().unwrap();
+    if leaked {
         violation(
             trace,
             format_args!("{name}: a dropped wait left {after_drop} waker(s) with the Working id"),
         );
     }
-    let woke = wait(&*protocol, trace, "W", ID);
-    let launched = finisher.join().unwrap();
     if launched != Ok(Ok(())) {
         violation(
             trace,
