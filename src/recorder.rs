@@ -9,6 +9,9 @@
 //! caller, or by being dropped when the runtime shuts down. A future that
 //! did not return counts as `Err` (proofs/P6-no-wedged-id.md). A
 //! refused launch or revoke creates no guard and, by the spec, changes nothing.
+//! The guard catches panics of foreign code on its way (the key's `Hash`, a
+//! waiter's waker), so it neither skips the finish nor aborts the process
+//! when the task is already panicking.
 
 use crate::signal::Signal;
 use crate::spec::{Op, Outcome, Response, RevokeRefusal, TaskState};

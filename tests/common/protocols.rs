@@ -16,10 +16,10 @@
 #[allow(unused_imports)]
 pub use async_tasks_recorder_harness::protocol::{Id, Protocol, RevokeError, recorder};
 
+use async_tasks_recorder::AsyncTasksRecorder;
 use async_tasks_recorder::TaskState;
 use async_tasks_recorder::signal::Signal;
 use async_tasks_recorder::spec::{self, Op, Outcome, Phase, Response};
-use async_tasks_recorder::AsyncTasksRecorder;
 use async_tasks_recorder::sync::{Arc, DefaultHashBuilder, HashMap, Mutex, lock};
 use std::future::Future;
 use std::task::Waker;
