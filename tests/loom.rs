@@ -28,7 +28,7 @@ use loom::sync::atomic::Ordering::{AcqRel, Acquire, Release};
 use loom::thread;
 use loom_blocking::{Held, block_on};
 use loom_harness::{Trace, expect_violation, explore, violation};
-use protocols::{AllSet202, Id, LostWakeup, Protocol, RevokeError, ThreeSets};
+use protocols::{AllSet202, Id, KeepsWakers, LostWakeup, Protocol, RevokeError, ThreeSets};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, panic_any, resume_unwind};
 use std::pin::{Pin, pin};
@@ -670,6 +670,82 @@ fn wait_and_finish<P: Protocol + Default>(trace: &Trace, output: Result<(), ()>,
     }
 }
 
+/// A waker that does nothing; its `Arc` counts the clones alive.
+struct Counted;
+
+impl std::task::Wake for Counted {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+/// An id is `Working`; one thread finishes its task while the main thread
+/// polls a wait once (registering a counted waker), drops it, and then waits
+/// for the end.
+/// - Right after the drop, the waker is still held only if the finish has
+///   taken it to wake it, so only once the id no longer reads `Working`.
+/// - Once the finish returned, no clone of it is held.
+/// - The second wait wakes with `Success` (a lost wake-up: loom's deadlock).
+fn cancelled_wait_and_finish<P: Protocol + Default>(trace: &Trace) {
+    let protocol = Held::new(P::default());
+    let name = P::NAME;
+    let mut launching = owned_launch(&*protocol, ID, YieldOnce::new(Ok(())));
+    if poll_once(launching.as_mut()).is_ready() {
+        violation(
+            trace,
+            format_args!("{name}: a launch of a fresh id did not run its task"),
+        );
+    }
+    trace.note("setup", "launch accepted, task pending");
+    let finisher = {
+        let trace = trace.clone();
+        thread::spawn(move || {
+            trace.note("F", "resumes the task");
+            let launched = block_on(launching);
+            trace.note("F", format_args!("task ended, launch -> {launched:?}"));
+            launched
+        })
+    };
+    let counted = std::sync::Arc::new(Counted);
+    let waker = Waker::from(counted.clone());
+    // Clones of the waker beyond `counted` and `waker`.
+    let held = || std::sync::Arc::strong_count(&counted) - 2;
+    {
+        let mut cancelled = pin!(protocol.wait(ID));
+        let polled = cancelled.as_mut().poll(&mut Context::from_waker(&waker));
+        trace.note("W", format_args!("wait polled once -> {polled:?}, dropped"));
+    }
+    let after_drop = held();
+    let leaked = after_drop > 0 && query(&*protocol, trace, "W", ID) == TaskState::Working;
+    let woke = wait(&*protocol, trace, "W", ID);
+    // Violations are raised once every thread has ended: unwinding past a
+    // live loom thread would abort the test process.
+    let launched = finisher.join().unwrap();
+    if leaked {
+        violation(
+            trace,
+            format_args!("{name}: a dropped wait left {after_drop} waker(s) with the Working id"),
+        );
+    }
+    if launched != Ok(Ok(())) {
+        violation(
+            trace,
+            format_args!("{name}: the finished launch answered {launched:?}"),
+        );
+    }
+    if woke != TaskState::Success {
+        violation(
+            trace,
+            format_args!("{name}: the wait after a cancelled one woke with {woke:?}"),
+        );
+    }
+    let at_end = held();
+    if at_end != 0 {
+        violation(
+            trace,
+            format_args!("{name}: after the finish, {at_end} waker(s) of a dropped wait are held"),
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Model 7: listing ‖ transitions
 // ---------------------------------------------------------------------------
@@ -930,6 +1006,15 @@ fn every_waiter_wakes_with_failure() {
 }
 
 #[test]
+fn a_wait_cancelled_during_the_finish_leaves_no_waker() {
+    explore(
+        "6 cancelled wait-finish(Ok)",
+        BOUND,
+        cancelled_wait_and_finish::<Recorder>,
+    );
+}
+
+#[test]
 fn a_listing_during_transitions_is_weakly_consistent() {
     explore(
         "7 listing-transitions",
@@ -974,4 +1059,17 @@ fn model_6_catches_the_lost_wake_up_of_the_wait_mutant() {
         |trace| wait_and_finish::<LostWakeup>(trace, Ok(()), 1),
     );
     assert!(found.starts_with("deadlock"), "{found}");
+}
+
+#[test]
+fn model_6_catches_the_wakers_kept_by_dropped_waits() {
+    let found = expect_violation(
+        "6 cancelled wait-finish(Ok) on the waker-keeping wait",
+        BITE_BOUND,
+        cancelled_wait_and_finish::<KeepsWakers>,
+    );
+    assert!(
+        found.contains("a dropped wait left 1 waker(s) with the Working id"),
+        "{found}"
+    );
 }

@@ -10,15 +10,19 @@
 //!   refused revoke leaves it in `revoking`: no revoke ever goes through.
 //! - [`LostWakeup`]: our table with a mutant `wait` that checks the state,
 //!   then registers for the signal without checking again.
+//! - [`KeepsWakers`]: the recorder with a `wait` whose wakers outlive it
+//!   until the attempt ends, as before dropping a wait removed its waker.
 #![allow(dead_code)]
 #[allow(unused_imports)]
 pub use async_tasks_recorder_harness::protocol::{Id, Protocol, RevokeError, recorder};
 
+use async_tasks_recorder::AsyncTasksRecorder;
 use async_tasks_recorder::TaskState;
 use async_tasks_recorder::signal::Signal;
 use async_tasks_recorder::spec::{self, Op, Outcome, Phase, Response};
-use async_tasks_recorder::sync::{Arc, DefaultHashBuilder, HashMap};
+use async_tasks_recorder::sync::{Arc, DefaultHashBuilder, HashMap, Mutex, lock};
 use std::future::Future;
+use std::task::Waker;
 
 type Set = HashMap<Id, (), DefaultHashBuilder>;
 
@@ -280,7 +284,9 @@ impl LostWakeup {
         };
         drop(entry);
         if let Some(signal) = signal {
-            signal.fire();
+            if let Err(panic) = signal.fire() {
+                std::panic::resume_unwind(panic);
+            }
         }
         response
     }
@@ -354,5 +360,67 @@ impl Protocol for LostWakeup {
             true
         });
         ids
+    }
+}
+
+/// The recorder with the waker leak of its first `wait`: every waker a wait
+/// is polled with stays registered until an attempt ends, even after the
+/// wait was dropped (the latch kept one slot per started wait, and only the
+/// firing emptied the list).
+#[derive(Clone)]
+pub struct KeepsWakers {
+    recorder: AsyncTasksRecorder<Id>,
+    kept: Arc<Mutex<Vec<Waker>>>,
+}
+
+impl Default for KeepsWakers {
+    fn default() -> Self {
+        KeepsWakers {
+            recorder: recorder(),
+            kept: Arc::default(),
+        }
+    }
+}
+
+impl Protocol for KeepsWakers {
+    const NAME: &'static str = "wait that keeps the wakers of dropped waits";
+
+    async fn launch_block<F>(&self, id: Id, task: F) -> Result<Result<(), ()>, TaskState>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        let launched = Protocol::launch_block(&self.recorder, id, task).await;
+        // The attempt ended: the firing takes the list and wakes it.
+        let kept = std::mem::take(&mut *lock(&self.kept));
+        kept.into_iter().for_each(Waker::wake);
+        launched
+    }
+
+    fn query(&self, id: Id) -> TaskState {
+        self.recorder.query(id)
+    }
+
+    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        self.recorder.revoke_block(id, revoke).await
+    }
+
+    async fn wait(&self, id: Id) -> TaskState {
+        let mut wait = std::pin::pin!(Protocol::wait(&self.recorder, id));
+        std::future::poll_fn(|cx| {
+            let polled = wait.as_mut().poll(cx);
+            if polled.is_pending() {
+                // MUTANT: a clone of the waker outlives the wait.
+                lock(&self.kept).push(cx.waker().clone());
+            }
+            polled
+        })
+        .await
+    }
+
+    fn list(&self, state: TaskState) -> Vec<Id> {
+        self.recorder.list(state)
     }
 }
