@@ -313,14 +313,33 @@ where
     }
 }
 
-/// Owns an accepted launch's `Working` phase or an accepted revoke's
-/// `Revoking` phase, and settles it exactly once: with the future's outcome
-/// through [`settle`](Settle::settle), or as `Err` when dropped unsettled.
-struct Settle<K, S, T>
+/// What a [`Settle`] guard applies its finishing operation to: the table,
+/// or a test's protocol built on the same shim, which thus settles through
+/// this very guard.
+#[doc(hidden)]
+pub trait Finishes<K> {
+    /// Applies `op`, a `Finish` or `FinishRevoke`, to `task_id`.
+    fn finish(&self, task_id: K, op: Op);
+}
+
+impl<K, S> Finishes<K> for Table<K, S>
 where
     K: Eq + Hash + Clone,
     S: BuildHasher,
-    T: Deref<Target = Table<K, S>>,
+{
+    #[inline]
+    fn finish(&self, task_id: K, op: Op) {
+        self.apply(task_id, op);
+    }
+}
+
+/// Owns an accepted launch's `Working` phase or an accepted revoke's
+/// `Revoking` phase, and settles it exactly once: with the future's outcome
+/// through [`settle`](Settle::settle), or as `Err` when dropped unsettled.
+#[doc(hidden)]
+pub struct Settle<K, T>
+where
+    T: Deref<Target: Finishes<K>>,
 {
     table: T,
     /// Taken by `Drop`, so the finishing operation runs once.
@@ -329,14 +348,14 @@ where
     outcome: Outcome,
 }
 
-impl<K, S, T> Settle<K, S, T>
+impl<K, T> Settle<K, T>
 where
-    K: Eq + Hash + Clone,
-    S: BuildHasher,
-    T: Deref<Target = Table<K, S>>,
+    T: Deref<Target: Finishes<K>>,
 {
+    /// Takes ownership of the phase an accepted `task_id` entered; `finish`
+    /// builds the operation that ends it.
     #[inline]
-    fn new(table: T, task_id: K, finish: fn(Outcome) -> Op) -> Self {
+    pub fn new(table: T, task_id: K, finish: fn(Outcome) -> Op) -> Self {
         Settle {
             table,
             task_id: Some(task_id),
@@ -347,21 +366,19 @@ where
 
     /// Settles with `outcome` (the drop does the work).
     #[inline]
-    fn settle(mut self, outcome: Outcome) {
+    pub fn settle(mut self, outcome: Outcome) {
         self.outcome = outcome;
     }
 }
 
-impl<K, S, T> Drop for Settle<K, S, T>
+impl<K, T> Drop for Settle<K, T>
 where
-    K: Eq + Hash + Clone,
-    S: BuildHasher,
-    T: Deref<Target = Table<K, S>>,
+    T: Deref<Target: Finishes<K>>,
 {
     #[inline]
     fn drop(&mut self) {
         if let Some(task_id) = self.task_id.take() {
-            self.table.apply(task_id, (self.finish)(self.outcome));
+            self.table.finish(task_id, (self.finish)(self.outcome));
         }
     }
 }
