@@ -1,6 +1,11 @@
 //! The system under test of the proptest properties: the real recorder with
 //! its whole API, or any `Protocol` (the known-bad ones, the mutants), with
 //! the operations it lacks built from the ones it has.
+//!
+//! It is also the one home of the helpers every test side shares: a lock
+//! that ignores poisoning ([`lock`]), one poll with a no-op waker
+//! ([`poll_once`]), [`CatchUnwind`], and tasks that panic on purpose without
+//! printing ([`task_panic`]).
 
 use crate::protocol::{Id, Protocol, RevokeError};
 use async_tasks_recorder::{AsyncTasksRecorder, StateCounts, TaskState};
