@@ -100,23 +100,36 @@ fn every_proof_the_code_cites_exists() {
 }
 
 /// Where a bare file name in a citation (`table.rs`) may live: the
-/// library first, then the harness and the tests.
-const SOURCE_DIRS: [&str; 5] = [
-    "src",
-    "harness/src",
-    "tests",
-    "tests/common",
-    "harness/tests",
-];
+/// library first, then its tests, then the `src/` and `tests/` of every
+/// other workspace member (the harness, the tools, other backends).
+fn source_dirs() -> Vec<String> {
+    let manifest = fs::read_to_string(Path::new(ROOT).join("Cargo.toml")).unwrap();
+    let members = manifest
+        .split_once("members = [")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map_or("", |(list, _)| list);
+    let mut dirs = vec![
+        "src".to_owned(),
+        "tests".to_owned(),
+        "tests/common".to_owned(),
+    ];
+    for member in members.split(',').map(|m| m.trim().trim_matches('"')) {
+        if !member.is_empty() && member != "." {
+            dirs.push(format!("{member}/src"));
+            dirs.push(format!("{member}/tests"));
+        }
+    }
+    dirs
+}
 
 /// The source of the cited `file`: a path from the root, or a bare name
-/// looked up in [`SOURCE_DIRS`].
+/// looked up in [`source_dirs`].
 fn source_of(file: &str) -> Option<String> {
     let root = Path::new(ROOT);
     if file.contains('/') {
         return fs::read_to_string(root.join(file)).ok();
     }
-    SOURCE_DIRS
+    source_dirs()
         .iter()
         .find_map(|dir| fs::read_to_string(root.join(dir).join(file)).ok())
 }
@@ -373,6 +386,10 @@ fn the_citation_check_reports_missing_code() {
         "tests/loom.rs::no_such_model: no fn no_such_model in tests/loom.rs",
     ];
     assert_eq!(problems, expected);
+    // A bare file name is looked up in the other members too.
+    assert!(source_dirs().contains(&"harness/src".to_owned()));
+    assert_eq!(unresolved("concurrent.rs:check_schedule"), None);
+    assert!(unresolved("concurrent.rs:no_such_schedule").is_some());
 }
 
 #[test]
