@@ -363,14 +363,34 @@ where
 /// a key that always panics from looping forever in a destructor.
 const SETTLE_ATTEMPTS: usize = 3;
 
-/// Owns an accepted launch's `Working` phase or an accepted revoke's
-/// `Revoking` phase, and settles it exactly once: with the future's outcome
-/// through [`settle`](Settle::settle), or as `Err` when dropped unsettled.
-struct Settle<K, S, T>
+/// What a [`Settle`] guard applies its finishing operation to: the table,
+/// or a test's protocol built on the same shim, which thus settles through
+/// this very guard.
+#[doc(hidden)]
+pub trait Finishes<K> {
+    /// Applies `op`, a `Finish` or `FinishRevoke`, to `task_id`; returns the
+    /// signal of the waiters to wake, which the guard fires.
+    fn finish(&self, task_id: &K, op: Op) -> Option<Arc<Signal>>;
+}
+
+impl<K, S> Finishes<K> for Table<K, S>
 where
     K: Eq + Hash + Clone,
     S: BuildHasher,
-    T: Deref<Target = Table<K, S>>,
+{
+    #[inline]
+    fn finish(&self, task_id: &K, op: Op) -> Option<Arc<Signal>> {
+        Table::finish(self, task_id, op)
+    }
+}
+
+/// Owns an accepted launch's `Working` phase or an accepted revoke's
+/// `Revoking` phase, and settles it exactly once: with the future's outcome
+/// through [`settle`](Settle::settle), or as `Err` when dropped unsettled.
+#[doc(hidden)]
+pub struct Settle<K, T>
+where
+    T: Deref<Target: Finishes<K>>,
 {
     table: T,
     task_id: K,
@@ -378,14 +398,14 @@ where
     outcome: Outcome,
 }
 
-impl<K, S, T> Settle<K, S, T>
+impl<K, T> Settle<K, T>
 where
-    K: Eq + Hash + Clone,
-    S: BuildHasher,
-    T: Deref<Target = Table<K, S>>,
+    T: Deref<Target: Finishes<K>>,
 {
+    /// Takes ownership of the phase an accepted `task_id` entered; `finish`
+    /// builds the operation that ends it.
     #[inline]
-    fn new(table: T, task_id: K, finish: fn(Outcome) -> Op) -> Self {
+    pub fn new(table: T, task_id: K, finish: fn(Outcome) -> Op) -> Self {
         Settle {
             table,
             task_id,
@@ -396,16 +416,14 @@ where
 
     /// Settles with `outcome` (the drop does the work).
     #[inline]
-    fn settle(mut self, outcome: Outcome) {
+    pub fn settle(mut self, outcome: Outcome) {
         self.outcome = outcome;
     }
 }
 
-impl<K, S, T> Drop for Settle<K, S, T>
+impl<K, T> Drop for Settle<K, T>
 where
-    K: Eq + Hash + Clone,
-    S: BuildHasher,
-    T: Deref<Target = Table<K, S>>,
+    T: Deref<Target: Finishes<K>>,
 {
     /// Applies the finishing operation and wakes the id's waiters, and
     /// never unwinds before both are done: foreign code that panics on the
