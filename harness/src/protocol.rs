@@ -6,6 +6,7 @@
 use async_tasks_recorder::sync::DefaultHashBuilder;
 use async_tasks_recorder::{AsyncTasksRecorder, RevokeFailReason, TaskState};
 use std::future::Future;
+use std::time::Duration;
 
 /// Task ids in the checkers.
 pub type Id = u32;
@@ -22,6 +23,13 @@ pub enum RevokeError {
 pub trait Protocol: Clone + Send + Sync + 'static {
     /// A name for reports.
     const NAME: &'static str;
+
+    /// How long a `wait` may take to return once its id has left `Working`.
+    /// Zero for a protocol that wakes its waiters in the finishing call (the
+    /// in-memory recorder); a backend that polls states its polling bound.
+    /// The sequential model test grants a waiter this long, and no longer,
+    /// before it calls the wait lost.
+    const WAKE_LATENCY: Duration = Duration::ZERO;
 
     /// Runs `task` in place if the launch is accepted.
     fn launch_block<F>(

@@ -278,19 +278,23 @@ impl Running {
         self.gate.send(release).expect("the gated future is alive");
         self.runtime.block_on(async {
             let metrics = tokio::runtime::Handle::current().metrics();
-            for _ in 0..1_000 {
-                if metrics.num_alive_tasks() == 0 {
-                    return;
-                }
+            // Bounded in time, not in yields: a backend's finish may be a
+            // round trip to a database.
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            while metrics.num_alive_tasks() != 0 {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "a released task did not end within 10 s"
+                );
                 tokio::task::yield_now().await;
             }
-            panic!("a released task did not end");
         });
     }
 }
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .expect("a current-thread runtime")
 }
@@ -356,9 +360,18 @@ impl<S: Subject> Sut<S> {
     /// waiter has returned exactly when its id is not `Working`, with the
     /// id's state.
     fn check_waiters(&mut self, phases: &Phases) {
+        let waiters = &self.waiters;
         self.waiters_runtime.block_on(async {
             for _ in 0..16 {
                 tokio::task::yield_now().await;
+            }
+            // A polling backend gets its stated latency, and no more.
+            let deadline = tokio::time::Instant::now() + S::WAKE_LATENCY;
+            while waiters.iter().any(|(id, waiter)| {
+                !waiter.is_finished() && phases[*id as usize].state() != TaskState::Working
+            }) && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
         });
         for (id, waiter) in std::mem::take(&mut self.waiters) {

@@ -67,6 +67,7 @@ pub struct Via<P>(pub P);
 
 impl<P: Protocol> Protocol for Via<P> {
     const NAME: &'static str = P::NAME;
+    const WAKE_LATENCY: std::time::Duration = P::WAKE_LATENCY;
 
     fn launch_block<F>(
         &self,
