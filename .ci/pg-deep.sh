@@ -1,9 +1,34 @@
 #!/usr/bin/env bash
-# Deep pass of the PostgreSQL backend against the fenced spec: 2,000 random
-# sequences compared step by step, 300 concurrent histories checked for
-# linearizability, on a throwaway cluster the tests start themselves.
+# Deep pass of the PostgreSQL backend, on throwaway clusters the tests start
+# themselves:
+# - the shared harness (pg/tests/harness.rs): 2,000 sequences of the model
+#   test, 300 concurrent schedules and 30 wait storms, each history checked
+#   for linearizability, the same checks the in-memory recorder passes;
+# - the lease model (pg/tests/model.rs): 2,000 random sequences with lapses
+#   and takeovers compared step by step with `spec::fenced_step`, and 300
+#   concurrent histories checked for linearizability against it.
+# Each run must report exactly the tests it names.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/postgres.sh
+
+# run_exact EXPECTED_PASSED CASES TEST NAME...
+run_exact() {
+    local expected=$1 cases=$2 test=$3
+    shift 3
+    local log
+    log=$(mktemp)
+    PROPTEST_CASES="$cases" cargo test --release -p async_tasks_recorder_pg --test "$test" \
+        -- --exact "$@" 2>&1 | tee "$log"
+    grep -q "test result: ok. $expected passed" "$log" || {
+        echo "pg-deep: expected $expected passed in $test" >&2
+        exit 1
+    }
+}
+
+run_exact 1 "${PG_HARNESS_SEQUENCES:-2000}" harness postgres_agrees_with_the_spec_after_every_step
+run_exact 1 "${PG_HARNESS_SCHEDULES:-300}" harness postgres_keeps_every_property_in_concurrent_schedules
+run_exact 1 "${PG_HARNESS_STORMS:-30}" harness postgres_keeps_every_property_in_wait_storms
+
 ATR_PG_SEQUENCES="${ATR_PG_SEQUENCES:-2000}" ATR_PG_HISTORIES="${ATR_PG_HISTORIES:-300}" \
     cargo test --release -p async_tasks_recorder_pg --test model -- --nocapture
