@@ -36,7 +36,7 @@ use protocols::{AllSet202, Id, KeepsWakers, Protocol, RevokeError, ThreeSets};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::{Pin, pin};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 type Recorder = AsyncTasksRecorder<Id>;
 
