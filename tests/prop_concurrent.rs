@@ -608,6 +608,12 @@ async fn check_run<S: Subject>(run: Arc<Run<S>>, schedule: &Schedule) -> Result<
                 "list({state:?}) = {listed:?}, queries say {queried:?}"
             ));
         }
+        if run.subject.count(state) != listed.len() {
+            return Err(format!(
+                "count({state:?}) = {}, list({state:?}) = {listed:?}",
+                run.subject.count(state)
+            ));
+        }
         match state {
             TaskState::Working => counts.working = listed.len(),
             TaskState::Success => counts.success = listed.len(),
@@ -726,6 +732,12 @@ fn bites_the_split_launch_mutant() {
 #[test]
 fn bites_the_stale_success_listing_mutant() {
     counterexample::<Via<mutants::StaleSuccessList>, _>(schedule(GRACEFUL), 256);
+}
+
+#[test]
+fn bites_the_stale_failed_index_mutant() {
+    let found = counterexample::<Via<mutants::StaleFailedIndex>, _>(schedule(GRACEFUL), 256);
+    assert!(found.contains("list(Failed) = "), "{found}");
 }
 
 #[test]

@@ -403,6 +403,10 @@ impl<S: Subject + Default> StateMachineTest for Model<S> {
                     failed: count(TaskState::Failed),
                 };
                 assert_eq!(sut.subject.counts(), expected, "{step:?}");
+                for state in [TaskState::Working, TaskState::Success, TaskState::Failed] {
+                    let count = sut.subject.count(state);
+                    assert_eq!(count, expected.get(state), "{step:?}: count({state:?})");
+                }
             }
         }
         sut.check_waiters(after);
@@ -415,6 +419,15 @@ impl<S: Subject + Default> StateMachineTest for Model<S> {
             let state = sut.subject.query(id);
             assert_eq!(state, phases[id as usize].state(), "state of {id}");
         }
+        // The failed ids, listed and counted from their own index, after
+        // every step: the retry sweep's view must follow every transition
+        // into and out of `Failed`.
+        let mut failed = sut.subject.list(TaskState::Failed);
+        failed.sort_unstable();
+        let expected = ids_in(phases, Phase::Failed);
+        assert_eq!(failed, expected, "list(Failed) against the spec");
+        let count = sut.subject.count(TaskState::Failed);
+        assert_eq!(count, expected.len(), "count(Failed) against the spec");
     }
 
     fn teardown(mut sut: Sut<S>, _: Phases) {
@@ -494,6 +507,12 @@ fn bites_the_lost_wake_up_mutant() {
 #[test]
 fn bites_the_stale_success_listing_mutant() {
     counterexample::<Via<mutants::StaleSuccessList>>();
+}
+
+#[test]
+fn bites_the_stale_failed_index_mutant() {
+    let found = counterexample::<Via<mutants::StaleFailedIndex>>();
+    assert!(found.contains("list(Failed) against the spec"), "{found}");
 }
 
 #[test]

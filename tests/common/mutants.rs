@@ -14,6 +14,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Default)]
 struct Table {
     phases: Mutex<HashMap<Id, Phase>>,
+    /// A failed-id index as `src/table.rs` keeps one, with the seeded defect
+    /// of [`StaleFailedIndex`]: an id is added when it enters `Failed` and
+    /// never removed. Only that mutant lists from it.
+    failed: Mutex<HashSet<Id>>,
 }
 
 impl Table {
@@ -25,6 +29,13 @@ impl Table {
         let mut phases = self.lock();
         let phase = phases.get(&id).copied().unwrap_or(Phase::NotFound);
         let (next, response) = spec::step(phase, op);
+        if next == Phase::Failed && phase != Phase::Failed {
+            // MUTANT (read by `StaleFailedIndex` only): nothing removes it.
+            self.failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id);
+        }
         if next == Phase::NotFound {
             phases.remove(&id);
         } else {
@@ -206,6 +217,59 @@ impl Protocol for StaleSuccessList {
         match state {
             TaskState::Success => self
                 .succeeded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .copied()
+                .collect(),
+            state => self.table.list(state),
+        }
+    }
+}
+
+/// Mutant: failed ids are indexed for listing, as the recorder does, but a
+/// relaunch from `Failed` forgets to take the id out of the index.
+#[derive(Clone, Default)]
+pub struct StaleFailedIndex {
+    table: Arc<Table>,
+}
+
+impl Protocol for StaleFailedIndex {
+    const NAME: &'static str = "mutant: a relaunch leaves the id listed as Failed";
+
+    async fn launch_block<F>(&self, id: Id, task: F) -> Result<Result<(), ()>, TaskState>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        if let Response::LaunchRefused(state) = self.table.apply(id, Op::Launch) {
+            return Err(state);
+        }
+        let settle = Settle::new(&self.table, id, Op::Finish);
+        let output = task.await;
+        settle.settle(Outcome::of(&output));
+        Ok(output)
+    }
+
+    fn query(&self, id: Id) -> TaskState {
+        self.table.phase(id).state()
+    }
+
+    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        self.table.revoke_block(id, revoke, || {}).await
+    }
+
+    async fn wait(&self, id: Id) -> TaskState {
+        self.table.wait(id).await
+    }
+
+    fn list(&self, state: TaskState) -> Vec<Id> {
+        match state {
+            TaskState::Failed => self
+                .table
+                .failed
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .iter()
