@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-models=14
-bites=3
+models=15
+bites=4
 expected=$((models + bites))
 
 log=$(mktemp)
