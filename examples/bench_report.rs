@@ -272,15 +272,17 @@ fn summary(
         );
     }
     if let Some(group) = &listing {
-        let ms = |c| get(table, group, c, None).map(|v| v / 1e6);
-        let ours = ms(OURS);
+        // The failed ids have an index of their own: the listing is timed
+        // against a bound in proportion to them, not to the table.
+        let us = |c| get(table, group, c, None).map(|v| v / 1e3);
+        let ours = us(OURS);
         let _ = writeln!(
             s,
-            "| listing 1,000 failed ids ({}) | {} | < 5 ms | {} | {} |",
+            "| listing 1,000 failed ids ({}) | {} | ≤ 50 µs | {} | {} |",
             group.trim_start_matches("listing/"),
-            ours.map_or("–".into(), |v| format!("{v:.2} ms")),
-            ms(V2).map_or("–".into(), |v| format!("{v:.3} ms")),
-            ours.map_or("–", |v| if v < 5.0 { "yes" } else { "no" }),
+            ours.map_or("–".into(), |v| format!("{v:.1} µs")),
+            us(V2).map_or("–".into(), |v| format!("{v:.1} µs")),
+            ours.map_or("–", |v| if v <= 50.0 { "yes" } else { "no" }),
         );
     }
 
