@@ -10,22 +10,22 @@ trap 'rm -rf "$out"' EXIT
 
 echo "== compile every bench and example"
 cargo bench --no-run
-cargo build --release --examples
+cargo build --release --examples -p stress -p bench-report
 
 echo "== quick criterion pass"
 BENCH_QUICK=1 cargo bench --bench single --bench contention --bench scale
 
 echo "== summary and plots from that pass"
-cargo run --release --example bench_report -- --out "$out"
+cargo run --release -p bench-report -- --out "$out"
 test -s "$out/summary.md"
 plots=("$out"/throughput_*.svg)
 test "${#plots[@]}" -eq 4
 
 echo "== short stress run"
-cargo run --release --example stress -- --ids 10000 --launches 100000 --workers 8 --seed 7
+cargo run --release -p stress -- --ids 10000 --launches 100000 --workers 8 --seed 7
 
 echo "== the stress audit must reject a sabotaged run and name ids"
-if cargo run --release --example stress -- --ids 1000 --launches 20000 --seed 7 --sabotage --json \
+if cargo run --release -p stress -- --ids 1000 --launches 20000 --seed 7 --sabotage --json \
     >"$out/sabotaged.json"; then
     echo "the audit accepted a sabotaged run" >&2
     exit 1

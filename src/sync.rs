@@ -1,7 +1,8 @@
 //! The sync-primitives shim: the only module that names locks, shared
 //! pointers, hashers or the concurrent map.
 //!
-//! Without the `loom` feature it re-exports `std` and `scc`. With it, the same
+//! Without `--cfg loom` (set through `RUSTFLAGS`, as tokio and sharded-slab
+//! do, never a cargo feature) it re-exports `std` and `scc`. With it, the same
 //! names resolve to loom's instrumented `Arc` and `Mutex`, and to `scc` built
 //! with its own `loom` feature, so `loom::model` explores the recorder's real
 //! code, including every atomic access of the map itself.
@@ -21,12 +22,14 @@
 //! there.
 //!
 //! A normal build never enables scc's `loom` feature: a loom-instrumented map
-//! used outside `loom::model` panics.
+//! used outside `loom::model` panics. That is why the switch is a `cfg` and
+//! not a cargo feature: features are unified across a build, so
+//! `--all-features` would have turned every ordinary test into a loom one.
 
-#[cfg(not(feature = "loom"))]
+#[cfg(not(loom))]
 pub use std::sync::{Arc, Mutex, MutexGuard};
 
-#[cfg(feature = "loom")]
+#[cfg(loom)]
 pub use loom::sync::{Arc, Mutex, MutexGuard};
 
 /// The concurrent map and set: per-key atomic closures, bucket-by-bucket
@@ -34,11 +37,11 @@ pub use loom::sync::{Arc, Mutex, MutexGuard};
 pub use scc::{Equivalent, HashMap, HashSet};
 
 /// The hasher a recorder uses unless told otherwise.
-#[cfg(not(feature = "loom"))]
+#[cfg(not(loom))]
 pub type DefaultHashBuilder = std::collections::hash_map::RandomState;
 
 /// Deterministic under loom, where scc requires it.
-#[cfg(feature = "loom")]
+#[cfg(loom)]
 pub type DefaultHashBuilder =
     std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
 

@@ -1,12 +1,9 @@
 //! The linearizability checker accepts what the spec allows and rejects
 //! hand-written histories that no sequential order explains.
 
-#[path = "common/linearizability.rs"]
-mod linearizability;
-
 use async_tasks_recorder::TaskState::{self, Failed, NotFound, Success, Working};
 use async_tasks_recorder::spec::{self, Op, Outcome, Phase, Response, RevokeRefusal};
-use linearizability::{Event, Operation, check};
+use async_tasks_recorder_harness::linearizability::{Event, Operation, check};
 use proptest::prelude::*;
 
 const ACCEPTED: Response = Response::Accepted;

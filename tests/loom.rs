@@ -6,12 +6,12 @@
 //! preemption bound must pass, and on the protocols of
 //! `tests/common/protocols.rs`, where loom must report the violation.
 //!
-//! Run with `.ci/loom.sh`, or `cargo test --release --features loom --test loom`.
-//! Without the `loom` feature this file compiles to nothing (scc's loom build
+//! Run with `.ci/loom.sh`, or `RUSTFLAGS="--cfg loom -C debug-assertions" cargo test --release --test loom`.
+//! Without `--cfg loom` this file compiles to nothing (scc's loom build
 //! panics outside a model, so a plain `cargo test` must not build it);
 //! `.ci/loom.sh` counts the tests and explorations that ran, so an empty run
 //! cannot pass.
-#![cfg(feature = "loom")]
+#![cfg(loom)]
 
 #[path = "common/loom_blocking.rs"]
 mod loom_blocking;

@@ -1,9 +1,8 @@
-//! Recorder protocols behind one trait, so that every checker (loom models,
-//! proptest properties, the stress audit) runs unchanged against the real
-//! recorder and against known-bad protocols it must catch.
+//! Known-bad recorder protocols behind the harness's `Protocol` trait, which
+//! every checker must catch.
 //!
 //! The bad protocols are written against the crate's sync shim, so under the
-//! `loom` feature loom explores them exactly as it explores the recorder:
+//! `--cfg loom` loom explores them exactly as it explores the recorder:
 //! - [`ThreeSets`]: async_tasks_recorder 0.2.2. A query can read `Working`
 //!   and later `NotFound`.
 //! - [`AllSet202`]: async_tasks_recorder 2.0.2. A launch refused for
@@ -14,99 +13,14 @@
 //! - [`UnlockedFailedIndex`]: our table with its failed-id index changed
 //!   after the id's entry is released, not inside it.
 #![allow(dead_code)]
+#[allow(unused_imports)]
+pub use async_tasks_recorder_harness::protocol::{Id, Protocol, RevokeError, recorder};
 
+use async_tasks_recorder::TaskState;
 use async_tasks_recorder::signal::Signal;
 use async_tasks_recorder::spec::{self, Op, Outcome, Phase, Response};
 use async_tasks_recorder::sync::{Arc, DefaultHashBuilder, HashMap, HashSet};
-use async_tasks_recorder::{AsyncTasksRecorder, RevokeFailReason, TaskState};
 use std::future::Future;
-
-/// Task ids in the checkers.
-pub type Id = u32;
-
-/// Why a revoke did not happen, without the future.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum RevokeError {
-    NotSuccess,
-    Revoking,
-    TaskError,
-}
-
-/// The operations the checkers drive. Tasks and revokes return `Result<(), ()>`.
-pub trait Protocol: Clone + Send + Sync + 'static {
-    /// A name for reports.
-    const NAME: &'static str;
-
-    /// Runs `task` in place if the launch is accepted.
-    fn launch_block<F>(
-        &self,
-        id: Id,
-        task: F,
-    ) -> impl Future<Output = Result<Result<(), ()>, TaskState>> + Send
-    where
-        F: Future<Output = Result<(), ()>> + Send;
-
-    /// The linearizable query.
-    fn query(&self, id: Id) -> TaskState;
-
-    /// Runs `revoke` in place if the revoke is accepted.
-    fn revoke_block<F>(
-        &self,
-        id: Id,
-        revoke: F,
-    ) -> impl Future<Output = Result<(), RevokeError>> + Send
-    where
-        F: Future<Output = Result<(), ()>> + Send;
-
-    /// Resolves once the id is not `Working`.
-    fn wait(&self, id: Id) -> impl Future<Output = TaskState> + Send;
-
-    /// The ids in `state`.
-    fn list(&self, state: TaskState) -> Vec<Id>;
-}
-
-/// A fresh recorder with a hasher that scc accepts under loom.
-pub fn recorder() -> AsyncTasksRecorder<Id> {
-    AsyncTasksRecorder::with_capacity_and_hasher(0, DefaultHashBuilder::default())
-}
-
-impl Protocol for AsyncTasksRecorder<Id> {
-    const NAME: &'static str = "AsyncTasksRecorder";
-
-    async fn launch_block<F>(&self, id: Id, task: F) -> Result<Result<(), ()>, TaskState>
-    where
-        F: Future<Output = Result<(), ()>> + Send,
-    {
-        AsyncTasksRecorder::launch_block(self, id, task)
-            .await
-            .map_err(|(state, _)| state)
-    }
-
-    fn query(&self, id: Id) -> TaskState {
-        self.query_task_state_sync(&id)
-    }
-
-    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
-    where
-        F: Future<Output = Result<(), ()>> + Send,
-    {
-        self.revoke_task_block(id, revoke)
-            .await
-            .map_err(|reason| match reason {
-                RevokeFailReason::NotSuccess(_) => RevokeError::NotSuccess,
-                RevokeFailReason::Revoking(_) => RevokeError::Revoking,
-                RevokeFailReason::RevokeTaskError(()) => RevokeError::TaskError,
-            })
-    }
-
-    async fn wait(&self, id: Id) -> TaskState {
-        AsyncTasksRecorder::wait(self, &id).await
-    }
-
-    fn list(&self, state: TaskState) -> Vec<Id> {
-        self.list_tasks(state)
-    }
-}
 
 type Set = HashMap<Id, (), DefaultHashBuilder>;
 
@@ -141,9 +55,9 @@ async fn poll_until_done(query: impl Fn() -> TaskState) -> TaskState {
 
 /// Gives other threads a turn: loom's yield under loom, the runtime's otherwise.
 async fn yield_now() {
-    #[cfg(feature = "loom")]
+    #[cfg(loom)]
     loom::thread::yield_now();
-    #[cfg(not(feature = "loom"))]
+    #[cfg(not(loom))]
     tokio::task::yield_now().await;
 }
 

@@ -7,7 +7,6 @@
 //! checked per id: ids share nothing in the spec, and linearizability is
 //! compositional (Herlihy & Wing), so a history is linearizable exactly when
 //! each id's sub-history is.
-#![allow(dead_code)]
 
 use async_tasks_recorder::TaskState;
 use async_tasks_recorder::spec::{self, Op, Outcome, Phase, Response};

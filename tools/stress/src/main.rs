@@ -1,7 +1,7 @@
 //! A launch-fail-retry storm on one recorder, then an audit of its promises.
 //!
 //! ```text
-//! cargo run --release --example stress -- [--ids N] [--launches N] [--workers N]
+//! cargo run --release -p stress -- [--ids N] [--launches N] [--workers N]
 //!     [--fail-rate P] [--panic-rate P] [--cancel-rate P] [--duration SECS]
 //!     [--seed S] [--json]
 //! ```

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo bench                                   # or BENCH_QUICK=1 cargo bench
-//! cargo run --release --example bench_report    # [-- --criterion DIR --out DIR]
+//! cargo run --release -p bench-report    # [-- --criterion DIR --out DIR]
 //! ```
 //!
 //! It reads every `<criterion>/**/new/{benchmark,estimates}.json`, takes the

@@ -1,9 +1,8 @@
 //! The system under test of the proptest properties: the real recorder with
 //! its whole API, or any `Protocol` (the known-bad ones, the mutants), with
 //! the operations it lacks built from the ones it has.
-#![allow(dead_code)]
 
-use super::protocols::{Id, Protocol, RevokeError};
+use crate::protocol::{Id, Protocol, RevokeError};
 use async_tasks_recorder::{AsyncTasksRecorder, StateCounts, TaskState};
 use std::any::Any;
 use std::future::Future;

@@ -1,16 +1,9 @@
 //! Records a concurrent run: every operation's invocation and response on one
 //! global counter, and every side effect the tasks and revokes performed.
-#![allow(dead_code)]
-
-#[path = "linearizability.rs"]
-pub mod linearizability;
-
-use linearizability::{Event, Operation};
+use crate::linearizability::{Event, Operation};
+use crate::protocol::Id;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Task ids, as in `protocols.rs`.
-pub type Id = u32;
 
 /// A side effect a task or a revoke performed just before returning `Ok`.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]

@@ -1,0 +1,23 @@
+//! The verification harness of `async_tasks_recorder`, written once and run
+//! against every backend.
+//!
+//! - [`protocol`]: the operations every checker drives ([`protocol::Protocol`]).
+//! - [`subject`]: a protocol plus the operations only a full recorder has
+//!   ([`subject::Subject`]), and [`subject::Via`], which builds them for a
+//!   bare protocol.
+//! - [`history`] and [`linearizability`]: a concurrent run's log and the
+//!   Wing–Gong–Lowe checker against `spec::step`.
+//! - [`sequential`]: the model test, step by step against the spec.
+//! - [`concurrent`]: random launch-fail-retry schedules and the six
+//!   properties every run must keep.
+//!
+//! A backend is checked by implementing [`subject::Subject`] (plus
+//! `Default`, a fresh empty recorder) and calling
+//! [`sequential::check`] and [`concurrent::run_schedule`].
+
+pub mod concurrent;
+pub mod history;
+pub mod linearizability;
+pub mod protocol;
+pub mod sequential;
+pub mod subject;
