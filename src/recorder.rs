@@ -263,8 +263,8 @@ where
         self.table.for_each_in(state, |id| ids.push(id.clone()));
         // scc may visit an entry twice when another thread resizes the map
         // during the walk, so repeats are dropped: one hash per id, into a
-        // set sized once (a growing set of owned ids cost 20 times the walk
-        // of the failed-id index).
+        // set sized once, rather than two hashes and a growing set of owned
+        // ids, which dominated the walk of the failed-id index.
         let mut seen = HashSet::with_capacity(ids.len());
         let first: Vec<bool> = ids.iter().map(|id| seen.insert(id)).collect();
         drop(seen);
