@@ -10,8 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-models=19
-bites=6
+models=20
+bites=7
 expected=$((models + bites))
 
 log=$(mktemp)

@@ -3,7 +3,9 @@
 //! Each criterion iteration is one operation, so the estimates read as
 //! ns/op. Tables are built outside the timed sections. The issue-2 targets
 //! read `single/launch_block_fresh` and `single/query_hit` (10^5 ids) and
-//! `listing/failed_1000` (10^6 ids) against `raw_scc`.
+//! `listing/failed_1000` (10^6 ids) against `raw_scc`;
+//! `single/launch_block_fails` and `single/relaunch_failed` price the
+//! failure path (the failed-id index) against the same raw map.
 
 #[macro_use]
 #[path = "support/mod.rs"]
@@ -61,6 +63,34 @@ fn launch_block_fresh<C: Contestant>(group: &mut BenchmarkGroup<'_, WallTime>) {
             rounds(iters, C::new, |table, id| {
                 black_box(table.launch_block(id, true));
             })
+        })
+    });
+}
+
+/// The failure path's first half: a fresh id whose task fails (insert,
+/// then `Finish(Err)`).
+fn launch_block_fails<C: Contestant>(group: &mut BenchmarkGroup<'_, WallTime>) {
+    group.bench_function(C::NAME, |b| {
+        b.iter_custom(|iters| {
+            rounds(iters, C::new, |table, id| {
+                black_box(table.launch_block(id, false));
+            })
+        })
+    });
+}
+
+/// The failure path's second half: relaunching a failed id whose retry
+/// succeeds (`Failed` to `Working` to `Success`).
+fn relaunch_failed<C: Contestant>(group: &mut BenchmarkGroup<'_, WallTime>) {
+    group.bench_function(C::NAME, |b| {
+        b.iter_custom(|iters| {
+            rounds(
+                iters,
+                || filled::<C>(iters.min(IDS), Some(1)),
+                |table, id| {
+                    black_box(table.launch_block(id, true));
+                },
+            )
         })
     });
 }
@@ -179,6 +209,8 @@ macro_rules! single_group {
 
 fn single(c: &mut Criterion) {
     single_group!(c, launch_block_fresh, LaunchBlockFresh);
+    single_group!(c, launch_block_fails, LaunchBlockFails);
+    single_group!(c, relaunch_failed, RelaunchFailed);
     single_group!(c, launch_spawned, LaunchSpawned);
     single_group!(c, query_hit, QueryHit);
     single_group!(c, query_miss, QueryMiss);

@@ -14,7 +14,8 @@
 //! - Launches, queries, revokes and waits are linearizable;
 //!   [`wait`](AsyncTasksRecorder::wait) sleeps until the id leaves `Working`
 //!   with no lost wake-up.
-//! - Listings by state are weakly consistent walks of one table.
+//! - Listings by state are weakly consistent walks of one table; failed ids
+//!   are also indexed, so listing them costs time in proportion to them.
 //!
 //! ```
 //! use async_tasks_recorder::{AsyncTasksRecorder, TaskState};

@@ -32,8 +32,9 @@ pub use std::sync::{Arc, Mutex, MutexGuard};
 #[cfg(loom)]
 pub use loom::sync::{Arc, Mutex, MutexGuard};
 
-/// The concurrent map: per-key atomic closures, bucket-by-bucket iteration.
-pub use scc::{Equivalent, HashMap};
+/// The concurrent map and set: per-key atomic closures, bucket-by-bucket
+/// iteration.
+pub use scc::{Equivalent, HashMap, HashSet};
 
 /// The hasher a recorder uses unless told otherwise.
 #[cfg(not(loom))]

@@ -1,6 +1,6 @@
 //! The table: one map entry per id that is not `NotFound`, holding its
-//! [`Phase`], and a second map holding the [`Signal`] of each `Working` id
-//! that somebody waits on.
+//! [`Phase`]; a second map holding the [`Signal`] of each `Working` id that
+//! somebody waits on; and a set of the `Failed` ids, for listing them.
 //!
 //! # The algorithm
 //! Every mutating operation is one call of [`spec::step`](crate::spec::step)
@@ -23,19 +23,31 @@
 //! the transition out of `Working` takes the signal under the same lock and
 //! fires it after releasing it (proofs/P7-wait-no-lost-wakeup.md).
 //!
-//! # Why one map and a scan, not one set per state
+//! # Why one map and a scan, plus one index for `Failed`
 //! The published 2.x recorder keeps five sets and touches three to five of
-//! them on every launch, each its own lock and hash. Listing one state is
-//! rare (a retry sweep); launches and queries are the hot path. So the table
-//! keeps one entry per id, a launch costs what a raw map costs for the same
-//! states (insert, then update), and a listing walks the map once, bucket by
-//! bucket (a few nanoseconds per entry; see the `listing` benchmark). The
-//! listing is weakly consistent, as defined in
+//! them on every launch, each its own lock and hash. Launches and queries
+//! are the hot path, so the table keeps one entry per id, and a launch that
+//! succeeds costs what a raw map costs for the same states (insert, then
+//! update). Listing `Working` or `Success` walks the map once, bucket by
+//! bucket (a few nanoseconds per entry; see the `listing` benchmark).
+//!
+//! `Failed` is the state that gets listed, by retry sweeps, and usually a
+//! few ids among many; so its ids are also kept in `failed`, and listing or
+//! counting them walks only that set. Only the two transitions that enter
+//! or leave `Failed` touch it (`Finish(Err)` enters; a `Launch` accepted
+//! from `Failed` is the only way out, by [`spec::step`]), and only under the
+//! id's entry in `phases`, in the order `phases` entry, then `failed` entry,
+//! as for `waiters`. So an id is in `failed` exactly when its phase is
+//! `Failed`, except inside that section, where the set changes at one
+//! instant: that instant is the transition's linearization point. No flag is
+//! needed: the phase before and after `step` says whether to touch the set.
+//! A launch from `NotFound`, a success, a query and a revoke never touch it.
+//! Both listings are weakly consistent, as defined in
 //! proofs/P8-listing-weakly-consistent.md.
 
 use crate::signal::Signal;
 use crate::spec::{self, Op, Phase, Response, TaskState};
-use crate::sync::{Arc, DefaultHashBuilder, Equivalent, HashMap};
+use crate::sync::{Arc, DefaultHashBuilder, Equivalent, HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
 
 /// What the table stores for an id that is not `NotFound`.
@@ -60,6 +72,9 @@ pub(crate) struct Table<K, S: BuildHasher> {
     phases: HashMap<K, Slot, S>,
     /// Rarely touched, so it keeps the default hasher and `S` need not be `Clone`.
     waiters: HashMap<K, Arc<Signal>, DefaultHashBuilder>,
+    /// The ids whose phase is `Failed`; changed only in their `phases`
+    /// section. Also the default hasher, for the same reasons.
+    failed: HashSet<K, DefaultHashBuilder>,
 }
 
 /// A `Working` id's signal, or the state that made waiting unnecessary.
@@ -77,6 +92,7 @@ where
         Table {
             phases: HashMap::with_capacity_and_hasher(capacity, hasher),
             waiters: HashMap::default(),
+            failed: HashSet::default(),
         }
     }
 
@@ -151,13 +167,19 @@ where
         done.unwrap_or((spec::step(Phase::NotFound, op).1, None))
     }
 
-    /// Runs `step` on a held slot, and takes the id's signal when it leaves
-    /// a waited-on `Working` period.
+    /// Runs `step` on a held slot, keeps `failed` in step with it, and takes
+    /// the id's signal when it leaves a waited-on `Working` period.
     #[inline(always)]
     fn step_slot(&self, id: &K, slot: &mut Slot, op: Op) -> (Response, Option<Arc<Signal>>) {
         let (next, response) = spec::step(slot.phase, op);
-        // The removal hashes and compares the key, foreign code that may
-        // panic; it comes before any write, so a panic leaves the slot as it was.
+        // The index and the removal hash and compare the key, foreign code
+        // that may panic. Both come before any write to the slot, and both
+        // are idempotent, so a panic leaves the slot as it was and a retry
+        // of the section redoes them.
+        let was_failed = slot.phase == Phase::Failed;
+        if was_failed != (next == Phase::Failed) {
+            self.index_failed(id, !was_failed);
+        }
         let waiters = if slot.waited && next != Phase::Working {
             let signal = self.waiters.remove_sync(id).map(|(_, signal)| signal);
             slot.waited = false;
@@ -167,6 +189,20 @@ where
         };
         slot.phase = next;
         (response, waiters)
+    }
+
+    /// Adds `id` to `failed` (it enters `Failed`) or removes it (it leaves).
+    /// Called only under the id's `phases` entry, so the set and the phase
+    /// agree outside that section. Out of line: the success path never
+    /// comes here.
+    #[cold]
+    #[inline(never)]
+    fn index_failed(&self, id: &K, enters: bool) {
+        if enters {
+            let _ = self.failed.insert_sync(id.clone());
+        } else {
+            self.failed.remove_sync(id);
+        }
     }
 
     /// The id's phase, read under the shared lock of its entry.
@@ -205,10 +241,20 @@ where
             .unwrap_or(WaitOn::Done(TaskState::NotFound))
     }
 
-    /// Calls `visit` on every id whose state is `state`, bucket by bucket.
+    /// Calls `visit` on every id whose state is `state`, bucket by bucket:
+    /// of `failed` for `Failed` (time in proportion to the failed ids), of
+    /// the whole table otherwise.
     pub(crate) fn for_each_in(&self, state: TaskState, mut visit: impl FnMut(&K)) {
-        if state == TaskState::NotFound {
-            return;
+        match state {
+            TaskState::NotFound => return,
+            TaskState::Failed => {
+                self.failed.iter_sync(|id| {
+                    visit(id);
+                    true
+                });
+                return;
+            }
+            TaskState::Working | TaskState::Success => {}
         }
         self.phases.iter_sync(|id, slot| {
             if slot.phase.state() == state {
@@ -216,6 +262,14 @@ where
             }
             true
         });
+    }
+
+    /// Counts the ids in `state` with one walk, of `failed` alone for
+    /// `Failed`. A visit repeated by a concurrent resize counts twice.
+    pub(crate) fn count(&self, state: TaskState) -> usize {
+        let mut count = 0;
+        self.for_each_in(state, |_| count += 1);
+        count
     }
 
     /// Counts ids per state in one pass: `[working, success, failed]`.
@@ -251,5 +305,44 @@ where
             true
         });
         map.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::{Op, Outcome, Phase, step};
+
+    /// `step_slot` touches the failed-id index only when the phase enters or
+    /// leaves `Failed`. That is correct only because `Finish(Err)` from
+    /// `Working` is the one way in and an accepted `Launch` the one way out.
+    #[test]
+    fn failed_is_entered_only_by_finish_err_and_left_only_by_launch() {
+        let phases = [
+            Phase::NotFound,
+            Phase::Working,
+            Phase::Failed,
+            Phase::Success,
+            Phase::Revoking,
+        ];
+        let ops = [
+            Op::Launch,
+            Op::Finish(Outcome::Ok),
+            Op::Finish(Outcome::Err),
+            Op::BeginRevoke,
+            Op::FinishRevoke(Outcome::Ok),
+            Op::FinishRevoke(Outcome::Err),
+        ];
+        for phase in phases {
+            for op in ops {
+                let (next, _) = step(phase, op);
+                match (phase == Phase::Failed, next == Phase::Failed) {
+                    (false, true) => {
+                        assert_eq!((phase, op), (Phase::Working, Op::Finish(Outcome::Err)))
+                    }
+                    (true, false) => assert_eq!(op, Op::Launch, "{phase:?} {op:?}"),
+                    _ => {}
+                }
+            }
+        }
     }
 }

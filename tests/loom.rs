@@ -32,7 +32,9 @@ use loom::thread;
 use loom_blocking::{Held, block_on};
 use loom_harness::{Trace, expect_violation, explore, violation};
 use mutants::{Faithful, LostWakeup, SplitLaunch, StaleSuccessList};
-use protocols::{AllSet202, Id, KeepsWakers, Protocol, RevokeError, ThreeSets};
+use protocols::{
+    AllSet202, Id, KeepsWakers, Protocol, RevokeError, ThreeSets, UnlockedFailedIndex,
+};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::{Pin, pin};
@@ -50,7 +52,7 @@ type Revoked = Result<(), RevokeError>;
 const ID: Id = 1;
 
 /// The preemption bound of two-thread models: one more than the usual 2,
-/// since every two-thread model explores its bound-3 space in under 30 s.
+/// since every two-thread model explores its bound-3 space in under 40 s.
 /// `LOOM_MAX_PREEMPTIONS` overrides it, and [`BOUND_3_THREADS`], for deeper
 /// local runs.
 const BOUND: usize = 3;
@@ -894,6 +896,198 @@ fn listing_during_transitions<P: Protocol + Default>(trace: &Trace) {
 }
 
 // ---------------------------------------------------------------------------
+// Model 8: failed listing ‖ launch-fail-relaunch
+// ---------------------------------------------------------------------------
+
+/// Checks one listing of `Failed` against the ids' paths: each id listed at
+/// most once, only if it was `Failed` at some moment during the listing
+/// (`earliest..=latest`), and always if it was `Failed` throughout.
+fn check_failed_listing(
+    trace: &Trace,
+    name: &str,
+    listed: &[Id],
+    paths: &[Path],
+    earliest: &[usize],
+    latest: &[usize],
+) {
+    for (n, path) in paths.iter().enumerate() {
+        let during = &path.states[earliest[n]..=latest[n]];
+        let shown = listed.iter().filter(|&&id| id == path.id).count();
+        if shown > 1 || (shown == 1 && !during.contains(&TaskState::Failed)) {
+            violation(
+                trace,
+                format_args!(
+                    "{name}: a listing of Failed showed id {} {shown} time(s); \
+                     during the listing it was only {during:?}",
+                    path.id
+                ),
+            );
+        }
+        if shown == 0 && during == [TaskState::Failed] {
+            violation(
+                trace,
+                format_args!(
+                    "{name}: a listing of Failed missed id {}, which stayed Failed throughout",
+                    path.id
+                ),
+            );
+        }
+    }
+    if let Some(stranger) = listed.iter().find(|id| !paths.iter().any(|p| p.id == **id)) {
+        violation(
+            trace,
+            format_args!("{name}: a listing of Failed showed id {stranger}, never launched"),
+        );
+    }
+}
+
+/// The failed-id index under transitions into and out of `Failed`. One id
+/// stays `Failed`; another is `Working`. A mover thread finishes it with
+/// `Err` (Working → Failed), then relaunches it with a task that fails again
+/// (Failed → Working → Failed). Meanwhile the main thread lists `Failed`
+/// (weakly consistent, each id once), then relaunches the id with a task that
+/// succeeds, waiting and retrying while it is `Working`, which races its
+/// relaunch against the mover's finish and relaunch. Once every operation
+/// has returned, `Failed` lists exactly the ids that read `Failed`.
+fn failed_listing_during_relaunches<P: Protocol + Default>(trace: &Trace) {
+    let protocol = P::default();
+    let name = P::NAME;
+    let (stays, cycles) = (1, 2);
+    let setup = launch(&protocol, trace, "setup", stays, async { Err(()) });
+    if setup != Ok(Err(())) {
+        violation(
+            trace,
+            format_args!("{name}: the setup launch answered {setup:?}"),
+        );
+    }
+    let mut finishing = owned_launch(&protocol, cycles, YieldOnce::new(Err(())));
+    if poll_once(finishing.as_mut()).is_ready() {
+        violation(
+            trace,
+            format_args!("{name}: a launch of a fresh id did not run its task"),
+        );
+    }
+
+    let (finish_starts, finished) = (flag(), flag());
+    let (relaunch_starts, relaunch_runs, relaunched) = (flag(), flag(), flag());
+    let paths = [
+        Path {
+            id: stays,
+            states: vec![TaskState::Failed],
+            steps: vec![],
+        },
+        Path {
+            id: cycles,
+            states: vec![
+                TaskState::Working,
+                TaskState::Failed,
+                TaskState::Working,
+                TaskState::Failed,
+            ],
+            steps: vec![
+                Step {
+                    may_start: finish_starts.clone(),
+                    done: finished.clone(),
+                },
+                Step {
+                    may_start: relaunch_starts.clone(),
+                    done: relaunch_runs.clone(),
+                },
+                Step {
+                    may_start: relaunch_runs.clone(),
+                    done: relaunched.clone(),
+                },
+            ],
+        },
+    ];
+    let mover = {
+        let (protocol, trace) = (protocol.clone(), trace.clone());
+        thread::spawn(move || {
+            finish_starts.store(true, Release);
+            trace.note("M", format_args!("resumes task {cycles}"));
+            let finish = block_on(finishing);
+            trace.note(
+                "M",
+                format_args!("task {cycles} ended, launch -> {finish:?}"),
+            );
+            finished.store(true, Release);
+            relaunch_starts.store(true, Release);
+            let relaunch = launch(&protocol, &trace, "M", cycles, async move {
+                relaunch_runs.store(true, Release);
+                Err(())
+            });
+            relaunched.store(true, Release);
+            [finish, relaunch]
+        })
+    };
+
+    // The listing runs before the main thread's own relaunch, so the paths
+    // above are every step that can overlap it.
+    let earliest = paths.each_ref().map(Path::earliest);
+    let listed = protocol.list(TaskState::Failed);
+    trace.note("main", format_args!("list Failed -> {listed:?}"));
+    let latest = paths.each_ref().map(Path::latest);
+    check_failed_listing(trace, name, &listed, &paths, &earliest, &latest);
+
+    // Refused with `Working` at most twice: once for the first attempt, once
+    // for the mover's relaunch. A fourth try would mean a wedged id.
+    let mut retried = None;
+    for _ in 0..4 {
+        match launch(&protocol, trace, "main", cycles, async { Ok(()) }) {
+            Ok(Ok(())) => {
+                retried = Some(());
+                break;
+            }
+            Err(TaskState::Working) => {
+                wait(&protocol, trace, "main", cycles);
+            }
+            other => violation(
+                trace,
+                format_args!("{name}: the main thread's relaunch answered {other:?}"),
+            ),
+        }
+    }
+    if retried.is_none() {
+        violation(
+            trace,
+            format_args!("{name}: a relaunch of id {cycles} was refused four times"),
+        );
+    }
+    let [finish, relaunch] = mover.join().unwrap();
+    if finish != Ok(Err(()))
+        || !matches!(
+            relaunch,
+            Ok(Err(())) | Err(TaskState::Working | TaskState::Success)
+        )
+    {
+        violation(
+            trace,
+            format_args!(
+                "{name}: the mover's finish and relaunch answered {finish:?}, {relaunch:?}"
+            ),
+        );
+    }
+
+    // Quiescent: the listing must agree with the queries exactly.
+    let mut listed = protocol.list(TaskState::Failed);
+    listed.sort_unstable();
+    trace.note("main", format_args!("at rest, list Failed -> {listed:?}"));
+    let queried: Vec<Id> = [stays, cycles]
+        .into_iter()
+        .filter(|&id| query(&protocol, trace, "main", id) == TaskState::Failed)
+        .collect();
+    if listed != queried {
+        violation(
+            trace,
+            format_args!(
+                "{name}: once every operation returned, Failed lists {listed:?} \
+                 but the queries say {queried:?}"
+            ),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
 // The recorder: every interleaving within the bound passes
 // ---------------------------------------------------------------------------
 
@@ -1003,6 +1197,15 @@ fn a_listing_during_transitions_is_weakly_consistent() {
         "7 listing-transitions",
         BOUND,
         listing_during_transitions::<Recorder>,
+    );
+}
+
+#[test]
+fn a_failed_listing_during_relaunches_is_weakly_consistent() {
+    explore(
+        "9 failed listing-relaunches",
+        BOUND,
+        failed_listing_during_relaunches::<Recorder>,
     );
 }
 
@@ -1182,5 +1385,18 @@ fn a_listing_during_a_revoke_is_weakly_consistent() {
         "8 revoke-listing",
         BOUND,
         listing_during_a_revoke::<Recorder>,
+    );
+}
+
+#[test]
+fn model_9_catches_a_failed_index_changed_outside_the_entry_lock() {
+    let found = expect_violation(
+        "9 failed listing-relaunches on the unlocked index",
+        BITE_BOUND,
+        failed_listing_during_relaunches::<UnlockedFailedIndex>,
+    );
+    assert!(
+        found.contains("once every operation returned, Failed lists [1, 2]"),
+        "{found}"
     );
 }

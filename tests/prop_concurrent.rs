@@ -122,6 +122,11 @@ fn the_mutants_base_itself_keeps_every_property() {
 }
 
 #[test]
+fn bites_the_stale_failed_index_mutant() {
+    bites::<Via<mutants::StaleFailedIndex>, _>(schedule(GRACEFUL), 256, Property::ListingsAgree);
+}
+
+#[test]
 fn the_recorder_keeps_every_property_in_wait_storms() {
     let config = Config {
         cases: cases(16),

@@ -85,6 +85,11 @@ fn the_mutants_base_itself_agrees_with_the_spec() {
 }
 
 #[test]
+fn bites_the_stale_failed_index_mutant() {
+    bites::<Via<mutants::StaleFailedIndex>>(Kind::Listing);
+}
+
+#[test]
 fn the_protocol_adapter_itself_agrees_with_the_spec() {
     // `Via` builds the recorder's missing operations for the bad protocols;
     // over the real recorder it must pass, or the bites prove nothing.

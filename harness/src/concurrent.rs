@@ -676,6 +676,15 @@ async fn check_run<S: Subject>(run: Arc<Run<S>>, schedule: &Schedule) -> Result<
                 format!("list({state:?}) = {listed:?}, queries say {queried:?}"),
             ));
         }
+        if run.subject.count(state) != listed.len() {
+            return Err(Violation::new(
+                Property::ListingsAgree,
+                format!(
+                    "count({state:?}) = {}, list({state:?}) = {listed:?}",
+                    run.subject.count(state)
+                ),
+            ));
+        }
         match state {
             TaskState::Working => counts.working = listed.len(),
             TaskState::Success => counts.success = listed.len(),

@@ -486,6 +486,15 @@ impl<S: Subject + Default> StateMachineTest for Model<S> {
                 expect(Kind::Counts, counts == expected, || {
                     format!("{step:?} counted {counts:?}, the spec {expected:?}")
                 });
+                for state in [TaskState::Working, TaskState::Success, TaskState::Failed] {
+                    let count = sut.subject.count(state);
+                    expect(Kind::Counts, count == expected.get(state), || {
+                        format!(
+                            "{step:?}: count({state:?}) is {count}, the spec {}",
+                            expected.get(state)
+                        )
+                    });
+                }
             }
         }
         sut.check_waiters(after);
@@ -501,6 +510,22 @@ impl<S: Subject + Default> StateMachineTest for Model<S> {
                 format!("after the step, id {id} reads {state:?}, the spec {spec:?}")
             });
         }
+        // The failed ids, listed and counted from their own index, after
+        // every step: the retry sweep's view must follow every transition
+        // into and out of `Failed`.
+        let mut failed = sut.subject.list(TaskState::Failed);
+        failed.sort_unstable();
+        let expected = ids_in(phases, Phase::Failed);
+        expect(Kind::Listing, failed == expected, || {
+            format!("after the step, list(Failed) is {failed:?}, the spec {expected:?}")
+        });
+        let count = sut.subject.count(TaskState::Failed);
+        expect(Kind::Counts, count == expected.len(), || {
+            format!(
+                "after the step, count(Failed) is {count}, the spec {}",
+                expected.len()
+            )
+        });
     }
 
     fn teardown(mut sut: Sut<S>, _: Phases) {

@@ -36,6 +36,12 @@ pub trait Subject: Protocol {
     fn query_quick(&self, id: Id) -> TaskState;
 
     fn counts(&self) -> StateCounts;
+
+    /// The count of one state; the recorder's own `count_tasks`, which for
+    /// `Failed` walks the failed-id index rather than the table.
+    fn count(&self, state: TaskState) -> usize {
+        self.counts().get(state)
+    }
 }
 
 /// The real recorder: its own `launch`, quick query and counts.
@@ -56,6 +62,10 @@ impl Subject for AsyncTasksRecorder<Id> {
 
     fn counts(&self) -> StateCounts {
         self.state_counts()
+    }
+
+    fn count(&self, state: TaskState) -> usize {
+        self.count_tasks(state)
     }
 }
 

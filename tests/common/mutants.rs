@@ -38,14 +38,15 @@ struct Slot {
 }
 
 /// `src/table.rs` on the shim: one entry per recorded id, the signal of
-/// each waited-on `Working` id, and an index of the ids that read `Success`
-/// for `list(Success)`, kept inside the id's entry section in the same lock
+/// each waited-on `Working` id, and indexes of the ids that read `Success`
+/// and `Failed` for their listings, kept inside the id's entry section in the same lock
 /// order (`phases` entry, then the others).
 #[derive(Default)]
 pub struct Base {
     phases: HashMap<Id, Slot, DefaultHashBuilder>,
     waiters: HashMap<Id, Arc<Signal>, DefaultHashBuilder>,
     succeeded: HashMap<Id, (), DefaultHashBuilder>,
+    failed: HashMap<Id, (), DefaultHashBuilder>,
 }
 
 /// The steps of the protocol a mutant may change. Each default is the real
@@ -170,13 +171,26 @@ impl Base {
         }
     }
 
+    /// Keeps both indexes in step with a transition `from` → `to`.
     fn index(&self, id: Id, from: Phase, to: Phase) {
-        match (listed_as_success(from), listed_as_success(to)) {
+        Self::follow(
+            &self.succeeded,
+            id,
+            listed_as_success(from),
+            listed_as_success(to),
+        );
+        Self::follow(&self.failed, id, from == Phase::Failed, to == Phase::Failed);
+    }
+
+    /// Adds `id` to `index` when it enters the indexed state, removes it
+    /// when it leaves.
+    fn follow(index: &HashMap<Id, (), DefaultHashBuilder>, id: Id, was: bool, is: bool) {
+        match (was, is) {
             (false, true) => {
-                let _ = self.succeeded.insert_sync(id, ());
+                let _ = index.insert_sync(id, ());
             }
             (true, false) => {
-                self.succeeded.remove_sync(&id);
+                index.remove_sync(&id);
             }
             _ => {}
         }
@@ -184,8 +198,13 @@ impl Base {
 
     fn list(&self, state: TaskState) -> Vec<Id> {
         let mut ids = Vec::new();
-        if state == TaskState::Success {
-            self.succeeded.iter_sync(|id, ()| {
+        let index = match state {
+            TaskState::Success => Some(&self.succeeded),
+            TaskState::Failed => Some(&self.failed),
+            _ => None,
+        };
+        if let Some(index) = index {
+            index.iter_sync(|id, ()| {
                 ids.push(*id);
                 true
             });
@@ -350,9 +369,33 @@ impl Steps for StaleSuccessListSteps {
     const NAME: &'static str = "mutant: revoke leaves the id listed as Success";
 
     fn index(base: &Base, id: Id, from: Phase, to: Phase) {
-        // MUTANT: nothing takes an id out of the index.
+        // MUTANT: nothing takes an id out of the `Success` index.
         if !listed_as_success(from) && listed_as_success(to) {
             let _ = base.succeeded.insert_sync(id, ());
+        }
+        Base::follow(&base.failed, id, from == Phase::Failed, to == Phase::Failed);
+    }
+}
+
+/// Mutant: the failed-id index gains every id that fails and loses none, so
+/// a relaunched id stays listed as `Failed`.
+pub type StaleFailedIndex = Mutant<StaleFailedIndexSteps>;
+
+pub struct StaleFailedIndexSteps;
+
+impl Steps for StaleFailedIndexSteps {
+    const NAME: &'static str = "mutant: a relaunch leaves the id listed as Failed";
+
+    fn index(base: &Base, id: Id, from: Phase, to: Phase) {
+        Base::follow(
+            &base.succeeded,
+            id,
+            listed_as_success(from),
+            listed_as_success(to),
+        );
+        // MUTANT: nothing takes an id out of the failed-id index.
+        if from != Phase::Failed && to == Phase::Failed {
+            let _ = base.failed.insert_sync(id, ());
         }
     }
 }

@@ -110,6 +110,8 @@ names!(Contestant);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Workload {
     LaunchBlockFresh,
+    LaunchBlockFails,
+    RelaunchFailed,
     LaunchSpawned,
     QueryHit,
     QueryMiss,
@@ -119,8 +121,10 @@ pub enum Workload {
 
 impl Workload {
     /// Every workload, in table order.
-    pub const ALL: [Workload; 6] = [
+    pub const ALL: [Workload; 8] = [
         Workload::LaunchBlockFresh,
+        Workload::LaunchBlockFails,
+        Workload::RelaunchFailed,
         Workload::LaunchSpawned,
         Workload::QueryHit,
         Workload::QueryMiss,
@@ -131,6 +135,8 @@ impl Workload {
     pub const fn as_str(self) -> &'static str {
         match self {
             Workload::LaunchBlockFresh => "launch_block_fresh",
+            Workload::LaunchBlockFails => "launch_block_fails",
+            Workload::RelaunchFailed => "relaunch_failed",
             Workload::LaunchSpawned => "launch_spawned",
             Workload::QueryHit => "query_hit",
             Workload::QueryMiss => "query_miss",
