@@ -28,6 +28,7 @@
 mod audit;
 mod backend;
 mod options;
+mod pgrun;
 mod report;
 mod workload;
 
@@ -45,6 +46,9 @@ use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
     let options = Options::from_args();
+    if options.backend == options::BackendKind::Postgres {
+        return pgrun::main(options);
+    }
     workload::silence_deliberate_panics();
     let threads = options.threads();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
