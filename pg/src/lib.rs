@@ -67,6 +67,11 @@
 //!   `synchronous_commit = off`, or after failover to an asynchronous
 //!   replica, an acknowledged claim or finish can be lost and the same
 //!   fence issued again. Failover needs synchronous replication.
+//! - Connection loss: reads, listings, counts and the sweep are retried on
+//!   fresh connections; a finish is resolved by re-reading its row; a claim
+//!   or a revoke begin that fails in transit returns the error, and if it
+//!   had in fact committed, the id stays `Working` (or `Revoking`) until its
+//!   unrenewed lease runs out and the sweep or `wait` expires it.
 //! - `wait` polls (see [`PgRecorder::wait`]); listing and counting read an
 //!   index in one statement, so their cost grows with the rows listed.
 
@@ -368,10 +373,36 @@ impl<K: Key> PgRecorder<K> {
         Ok(client.query(&statement, params).await?)
     }
 
+    /// [`run`](Self::run) for a statement that may safely run twice (a
+    /// read, the sweep, an expiry): after a connection that broke (the
+    /// server restarted, the network cut it), it is retried on another
+    /// pooled connection, as many times as the pool has connections, since
+    /// each of them may have broken at once. A server that refused the
+    /// statement (a database error) is not retried.
+    async fn run_idempotent(
+        &self,
+        sql: &str,
+        types: &[Type],
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, Error> {
+        let mut tries = self.inner.pool.status().max_size + 1;
+        loop {
+            match self.run(sql, types, params).await {
+                Err(Error::Db(e)) if e.as_db_error().is_none() && tries > 1 => tries -= 1,
+                Err(Error::Db(e))
+                    if e.as_db_error().is_some_and(|db| db.severity() == "FATAL") && tries > 1 =>
+                {
+                    tries -= 1
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// The stored record of `id` (what every read reports).
     pub async fn read(&self, id: &K) -> Result<Stored, Error> {
         let rows = self
-            .run(
+            .run_idempotent(
                 &self.inner.sql.read,
                 &[self.inner.key_type.clone(), Type::INT8],
                 &[id, &self.shift()],
@@ -594,7 +625,7 @@ impl<K: Key> PgRecorder<K> {
                 return Ok(now.phase.state());
             }
             if now.lapsed {
-                self.run(
+                self.run_idempotent(
                     &self.inner.sql.expire_one,
                     &[self.inner.key_type.clone(), Type::INT8],
                     &[id, &self.shift()],
@@ -615,7 +646,7 @@ impl<K: Key> PgRecorder<K> {
     /// if it is still lapsed.
     pub async fn sweep(&self, limit: i64) -> Result<Vec<(K, TaskState)>, Error> {
         let rows = self
-            .run(
+            .run_idempotent(
                 &self.inner.sql.sweep,
                 &[Type::INT8, Type::INT8],
                 &[&self.shift(), &limit],
@@ -638,14 +669,14 @@ impl<K: Key> PgRecorder<K> {
             TaskState::Success => (3, 4),
         };
         let rows = self
-            .run(&self.inner.sql.list, &[Type::INT2, Type::INT2], &[&a, &b])
+            .run_idempotent(&self.inner.sql.list, &[Type::INT2, Type::INT2], &[&a, &b])
             .await?;
         rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
     }
 
     /// How many ids are in `state` (0 for `NotFound`).
     pub async fn count(&self, state: TaskState) -> Result<u64, Error> {
-        let rows = self.run(&self.inner.sql.count, &[], &[]).await?;
+        let rows = self.run_idempotent(&self.inner.sql.count, &[], &[]).await?;
         let mut total = 0;
         for row in &rows {
             let phase: i16 = row.try_get(0)?;

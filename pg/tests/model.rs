@@ -9,6 +9,14 @@
 //!
 //! Case counts: `ATR_PG_SEQUENCES` (default 40) and `ATR_PG_HISTORIES`
 //! (default 25); `.ci/pg-deep.sh` runs 2,000 and 300.
+//!
+//! Why not the workspace harness (`harness/`): it checks against `spec::step`
+//! (no fences, no lapse), its `Protocol::query` and `list` are synchronous,
+//! and its runs decide quiescence by counting live runtime tasks and
+//! yielding, which a pooled database client (its connection tasks, the
+//! lease renewals) never reaches. This file runs the same two kinds of
+//! check, sequential comparison and Wing–Gong linearizability, against
+//! `spec::fenced_step`.
 
 mod common;
 
@@ -498,4 +506,20 @@ fn the_checker_rejects_a_second_success_in_one_epoch() {
         op(3, 5, Event::Finish(1, Outcome::Ok, Finish::Applied)),
     ];
     linearizable(&history).unwrap();
+}
+
+/// Bite: the sequential comparison catches a read that computes expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bite_the_model_run_catches_expiry_in_the_read() {
+    let mut sql = Statements::new(&table("readbite"), "bigint");
+    sql.read = sql.read.replacen(
+        "SELECT state,",
+        "SELECT CASE WHEN state = 1 AND lease_until <= (clock_timestamp() + $2 * interval '1 microsecond') \
+         THEN 2::smallint ELSE state END,",
+        1,
+    );
+    let error = within(600, "read-path expiry run", sequential_run(sql, 200, 11))
+        .await
+        .unwrap_err();
+    assert!(error.contains("query read Failed"), "{error}");
 }

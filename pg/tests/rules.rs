@@ -315,8 +315,7 @@ async fn a_finish_across_a_lost_connection_is_applied_once() {
             .unwrap();
         assert_eq!(attempt.finish(Outcome::Ok).await.unwrap(), Finish::Applied);
         assert_eq!(r.query(&"cut".into()).await.unwrap(), TaskState::Success);
-        // Connection loss on a plain call is an error value or a retry on a
-        // fresh connection, never a panic.
+        // A read after every connection broke is retried on fresh ones.
         common::cluster()
             .psql(
                 "postgres",
@@ -324,11 +323,6 @@ async fn a_finish_across_a_lost_connection_is_applied_once() {
                  WHERE application_name = 'atr_connection_cut'",
             )
             .unwrap();
-        let first = r.query(&"cut".into()).await;
-        assert!(
-            matches!(first, Ok(TaskState::Success) | Err(Error::Db(_))),
-            "{first:?}"
-        );
         assert_eq!(r.query(&"cut".into()).await.unwrap(), TaskState::Success);
     })
     .await
