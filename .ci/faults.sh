@@ -39,7 +39,7 @@ bite() {
         echo "sabotage $name passed the audit: the audit cannot see it" >&2
         exit 1
     fi
-    if ! grep -E "^  $rule: [0-9]+ ids: [0-9]" "$dir/$name.err"; then
+    if ! grep -E "^  $rule.*: [0-9]+ ids: [0-9]" "$dir/$name.err"; then
         cat "$dir/$name.json" "$dir/$name.err" >&2
         echo "sabotage $name failed, but not by naming ids under: $rule" >&2
         exit 1

@@ -21,6 +21,12 @@
 //! bad option. The op sequence of each worker is reproducible from
 //! `--seed`; the interleaving is not.
 //!
+//! With `--backend postgres`, `--processes` worker processes share one
+//! PostgreSQL database (a throwaway cluster unless `--database-url` is
+//! given), faults are injected on request (`--kill-every`, `--zombie-every`,
+//! `--terminate-every`, `--crash-every`) and the audit is read from the
+//! database: see [`pgrun`].
+//!
 //! Modules: [`options`] (the command line and its ranges), [`backend`] (the
 //! recorder operations the run drives, as a trait), [`workload`] (the
 //! storm and its ledger), [`audit`] (the invariant checks), [`report`].

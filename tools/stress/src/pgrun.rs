@@ -1011,7 +1011,9 @@ async fn audit(
         swept += moved.len() as u64;
     }
     let mut violations = Vec::new();
-    let mut check = |rule: &str, found: Vec<i64>| {
+    let mut check = |rule: &str, mut found: Vec<i64>| {
+        found.sort_unstable();
+        found.dedup();
         if !found.is_empty() {
             violations.push((rule.to_string(), found));
         }
@@ -1133,4 +1135,61 @@ async fn audit(
         point_queries,
         swept,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_sabotage_changes_the_statement_it_names() {
+        let good = statements(None).expect("good statements");
+        let unfenced = statements(Some(Sabotage::Unfenced)).expect("the finish guard is found");
+        assert_ne!(good.finish, unfenced.finish);
+        assert!(
+            !unfenced.finish.contains("fence = $2"),
+            "{}",
+            unfenced.finish
+        );
+        assert_eq!(good.claim, unfenced.claim);
+        let clock = statements(Some(Sabotage::ClientClock)).expect("the claim guard is found");
+        assert!(
+            clock.claim.contains("t.lease_until <= $4"),
+            "{}",
+            clock.claim
+        );
+        assert_eq!(good.finish, clock.finish);
+    }
+
+    fn line(text: &str) -> Line {
+        Line {
+            slot: 1,
+            generation: 2,
+            at: Instant::now(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn worker_lines_are_merged() {
+        let mut totals = Totals::default();
+        totals.take(&line("ok 5 1 42"));
+        totals.take(&line("stale 6 43 12"));
+        totals.take(&line(
+            r#"stats {"ops":{"claim":{"n":3,"errors":1,"hist":[[100,2],[900,1]]}},"successes":1,"stale":1}"#,
+        ));
+        totals.take(&line("garbage"));
+        assert_eq!(totals.acked.len(), 1);
+        assert_eq!(
+            (totals.acked[0].0, totals.acked[0].1, totals.acked[0].2),
+            (5, 1, 42)
+        );
+        assert_eq!(totals.stale.len(), 1);
+        assert_eq!((totals.stale[0].2, totals.stale[0].3), (6, 12));
+        assert_eq!(totals.operations(), 3);
+        assert_eq!(totals.counters["successes"], 1);
+        let claim = &totals.ops["claim"];
+        assert_eq!((claim.0, claim.1), (3, 1));
+        assert_eq!(claim.2.as_ref().map(|h| h.len()), Some(3));
+    }
 }
