@@ -427,8 +427,13 @@ async fn fenced_success(
     id: i64,
 ) -> Result<Finish, String> {
     if ledger.as_ref().is_none_or(|c| c.is_closed()) {
-        *ledger = Some(connect(&w.ledger_config).await?);
-        lock(&w.counters).reconnects += 1;
+        // A reconnect replaces a connection that broke (not the first one).
+        let replacing = ledger.is_some();
+        let fresh = connect(&w.ledger_config).await?;
+        *ledger = Some(fresh);
+        if replacing {
+            lock(&w.counters).reconnects += 1;
+        }
     }
     let client = ledger.as_mut().ok_or("no ledger connection")?;
     let (epoch, fence) = (
