@@ -133,6 +133,42 @@ fn recorder(
         .map_err(|e| e.to_string())
 }
 
+/// Whether any fault flag was given.
+pub fn faults_asked(options: &Options) -> bool {
+    options.kill_every.is_some()
+        || options.zombie_every.is_some()
+        || options.terminate_every.is_some()
+        || options.crash_every.is_some()
+        || options.sabotage.is_some()
+}
+
+/// A recorder on a fresh table of the given database or of a new
+/// throwaway cluster (returned, so that it lives as long as the run).
+pub async fn fresh_recorder(
+    options: &Options,
+) -> Result<(Option<Cluster>, PgRecorder<i64>), String> {
+    let cluster = match &options.database_url {
+        Some(_) => None,
+        None => Some(Cluster::start().map_err(|e| e.to_string())?),
+    };
+    let url = match (&options.database_url, &cluster) {
+        (Some(url), _) => url.clone(),
+        (None, Some(cluster)) => cluster.conninfo("postgres"),
+        (None, None) => return Err("no database".into()),
+    };
+    let client = connect(&config(&url, "stress-coordinator")?).await?;
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS stress_tasks; DROP SEQUENCE IF EXISTS stress_tasks_fence;",
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let lease = Duration::from_millis(options.lease_ms);
+    let recorder = recorder(&url, "stress-in-process", lease, None)?;
+    recorder.install().await.map_err(|e| e.to_string())?;
+    Ok((cluster, recorder))
+}
+
 // ---------------------------------------------------------------- worker
 
 /// Counters and latencies of one operation since the last report.
