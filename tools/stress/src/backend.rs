@@ -144,3 +144,90 @@ impl Backend for AsyncTasksRecorder<Id> {
         Ok(AsyncTasksRecorder::len(self))
     }
 }
+
+/// The PostgreSQL recorder behind the same trait, so the in-process storm
+/// and its audit run on it too (`--backend postgres --processes 1`).
+pub struct Postgres(pub async_tasks_recorder_pg::PgRecorder<i64>);
+
+fn pg_id(id: Id) -> Result<i64, String> {
+    i64::try_from(id).map_err(|_| format!("id {id} does not fit a bigint"))
+}
+
+impl Backend for Postgres {
+    type Error = String;
+
+    async fn launch<F>(&self, id: Id, task: F) -> Result<Launched, String>
+    where
+        F: Future<Output = Result<(), ()>> + Send + 'static,
+    {
+        use async_tasks_recorder_pg::Refused;
+        match self.0.launch(pg_id(id)?, |_| task).await {
+            Ok(_) => Ok(Launched::Accepted),
+            Err(Refused::State(state)) => Ok(Launched::Refused(state)),
+            Err(Refused::Error(e)) => Err(format!("launch {id}: {e}")),
+            Err(Refused::Revoke(r)) => Err(format!("launch {id} refused as a revoke: {r:?}")),
+        }
+    }
+
+    async fn launch_block<F>(&self, id: Id, task: F) -> Result<Launched, String>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        use async_tasks_recorder_pg::Refused;
+        match self.0.launch_block(pg_id(id)?, |_| task).await {
+            Ok((_, Ok(_))) => Ok(Launched::Accepted),
+            Ok((_, Err(e))) => Err(format!("finish of {id}: {e}")),
+            Err(Refused::State(state)) => Ok(Launched::Refused(state)),
+            Err(Refused::Error(e)) => Err(format!("launch {id}: {e}")),
+            Err(Refused::Revoke(r)) => Err(format!("launch {id} refused as a revoke: {r:?}")),
+        }
+    }
+
+    async fn query(&self, id: Id) -> Result<TaskState, String> {
+        self.0.query(&pg_id(id)?).await.map_err(|e| e.to_string())
+    }
+
+    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<Revoked, String>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        use async_tasks_recorder_pg::{Finish, Refused};
+        match self.0.revoke(pg_id(id)?, |_| revoke).await {
+            Ok((Ok(()), Ok(Finish::Applied))) => Ok(Revoked::Done),
+            Ok((Err(()), Ok(Finish::Applied))) => Ok(Revoked::RevokeFailed),
+            Ok((_, Ok(Finish::Stale))) => Err(format!("revoke of {id} answered Stale")),
+            Ok((_, Err(e))) => Err(format!("revoke of {id}: {e}")),
+            Err(Refused::Revoke(_) | Refused::State(_)) => Ok(Revoked::Refused),
+            Err(Refused::Error(e)) => Err(format!("revoke {id}: {e}")),
+        }
+    }
+
+    async fn wait(&self, id: Id) -> Result<TaskState, String> {
+        self.0.wait(&pg_id(id)?).await.map_err(|e| e.to_string())
+    }
+
+    async fn state_counts(&self) -> Result<StateCounts, String> {
+        let count = |state| async move {
+            self.0
+                .count(state)
+                .await
+                .map(|n| n as usize)
+                .map_err(|e| e.to_string())
+        };
+        Ok(StateCounts {
+            working: count(TaskState::Working).await?,
+            success: count(TaskState::Success).await?,
+            failed: count(TaskState::Failed).await?,
+        })
+    }
+
+    async fn list(&self, state: TaskState) -> Result<Vec<Id>, String> {
+        let ids = self.0.list(state).await.map_err(|e| e.to_string())?;
+        Ok(ids.into_iter().map(|id| id as Id).collect())
+    }
+
+    async fn recorded(&self) -> Result<usize, String> {
+        let counts = self.state_counts().await?;
+        Ok(counts.working + counts.success + counts.failed)
+    }
+}

@@ -21,6 +21,12 @@
 //! bad option. The op sequence of each worker is reproducible from
 //! `--seed`; the interleaving is not.
 //!
+//! With `--backend postgres`, `--processes` worker processes share one
+//! PostgreSQL database (a throwaway cluster unless `--database-url` is
+//! given), faults are injected on request (`--kill-every`, `--zombie-every`,
+//! `--terminate-every`, `--crash-every`) and the audit is read from the
+//! database: see [`pgrun`].
+//!
 //! Modules: [`options`] (the command line and its ranges), [`backend`] (the
 //! recorder operations the run drives, as a trait), [`workload`] (the
 //! storm and its ledger), [`audit`] (the invariant checks), [`report`].
@@ -28,6 +34,7 @@
 mod audit;
 mod backend;
 mod options;
+mod pgrun;
 mod report;
 mod workload;
 
@@ -45,6 +52,12 @@ use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
     let options = Options::from_args();
+    if options.backend == options::BackendKind::Postgres {
+        if options.processes == 1 && options.worker.is_none() && !pgrun::faults_asked(&options) {
+            return in_process_postgres(options);
+        }
+        return pgrun::main(options);
+    }
     workload::silence_deliberate_panics();
     let threads = options.threads();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -58,10 +71,45 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let json = options.json;
     let progress = report::progress_bar(&options);
     let backend = Arc::new(AsyncTasksRecorder::new());
     let outcome = runtime.block_on(storm(backend, options.clone(), progress));
+    finish(options, threads, outcome)
+}
+
+/// The storm and its audit on one PostgreSQL recorder in this process.
+fn in_process_postgres(options: Options) -> ExitCode {
+    workload::silence_deliberate_panics();
+    let threads = options.threads();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the runtime with {threads} threads: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (cluster, recorder) = match runtime.block_on(pgrun::fresh_recorder(&options)) {
+        Ok(found) => found,
+        Err(error) => {
+            eprintln!("postgres: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let progress = report::progress_bar(&options);
+    let backend = Arc::new(backend::Postgres(recorder));
+    let outcome = runtime.block_on(storm(backend, options.clone(), progress));
+    drop(runtime);
+    drop(cluster);
+    finish(options, threads, outcome)
+}
+
+/// Prints the report of `outcome`; the exit code says whether it passed.
+fn finish(options: Options, threads: usize, outcome: Outcome) -> ExitCode {
+    let json = options.json;
     let report = Report::new(Facts {
         setup: Setup { options, threads },
         run_time: outcome.finished.run_time,

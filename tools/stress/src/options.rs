@@ -72,6 +72,61 @@ pub struct Options {
     #[arg(long)]
     #[serde(skip)]
     pub json: bool,
+    /// The recorder under stress: `memory` (this process) or `postgres`
+    /// (several processes sharing one database).
+    #[arg(long, value_enum, default_value_t = BackendKind::Memory)]
+    pub backend: BackendKind,
+    /// Operating-system processes sharing the database [1..=64; postgres only].
+    #[arg(long, allow_negative_numbers = true, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub processes: u64,
+    /// The database (a libpq key=value string or URL); without it a
+    /// throwaway cluster is started and removed [postgres only].
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// The lease of every claim, in milliseconds [100..=60000; postgres only].
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub lease_ms: u64,
+    /// Fault: kill -9 a random worker process every SECS and start a fresh one.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = seconds)]
+    pub kill_every: Option<f64>,
+    /// Fault: every SECS, SIGSTOP a worker process for three leases, then SIGCONT.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = seconds)]
+    pub zombie_every: Option<f64>,
+    /// Fault: every SECS, pg_terminate_backend on every worker connection.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = seconds)]
+    pub terminate_every: Option<f64>,
+    /// Fault: every SECS, `pg_ctl stop -m immediate` and restart (own cluster only).
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = seconds)]
+    pub crash_every: Option<f64>,
+    /// Internal: run as worker process number N of a postgres run.
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub worker: Option<u64>,
+    /// Known-bad protocol, to show the audit catches it: `unfenced` finishes
+    /// ignore the fence; `client-clock` lets process 0 judge leases by its
+    /// own clock, running ahead by twice the lease.
+    #[arg(long, hide = true, value_enum)]
+    pub sabotage: Option<Sabotage>,
+}
+
+/// Which recorder the run drives.
+#[derive(clap::ValueEnum, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    /// The in-memory recorder, in this process.
+    Memory,
+    /// `async_tasks_recorder_pg`, shared by `--processes` processes.
+    Postgres,
+}
+
+/// A known-bad protocol the audit must catch.
+#[derive(clap::ValueEnum, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sabotage {
+    /// The finish statement ignores the fence.
+    Unfenced,
+    /// Claims judge leases by a client clock running ahead.
+    ClientClock,
 }
 
 impl Options {
