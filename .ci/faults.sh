@@ -15,7 +15,7 @@ trap 'rm -rf "$dir"' EXIT
 common=(--backend postgres --processes 4 --workers 8 --ids 300 --lease-ms 1500 --json)
 
 echo "--- fault run: every fault at least once; the audit must pass"
-if ! timeout 180 "$bin" "${common[@]}" --duration 45 --kill-every 7 --zombie-every 15 \
+if ! timeout 180 "$bin" "${common[@]}" --duration 45 --kill-every 7 --zombie-every 9 \
     --terminate-every 5 --crash-every 13 >"$dir/run.json" 2>"$dir/run.err"; then
     cat "$dir/run.json" "$dir/run.err" >&2
     echo "the fault run failed its audit" >&2
