@@ -21,6 +21,7 @@
 //! -m immediate` and a restart of the database (own cluster only).
 
 use crate::options::{Options, Sabotage};
+use async_tasks_recorder::sync::lock;
 use async_tasks_recorder_pg::cluster::Cluster;
 use async_tasks_recorder_pg::{
     Attempt, Config as PgConfig, Finish, Outcome, PgRecorder, Statements, TaskState,
@@ -318,12 +319,6 @@ async fn worker(options: Options, slot: u64) -> Result<ExitCode, String> {
     let line = lock(&worker.counters).take_line(slot);
     say(&line);
     Ok(ExitCode::SUCCESS)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One loop of operations, bounded by the deadline and a count.

@@ -6,17 +6,17 @@
 use crate::backend::{Backend, Id, Launched, Revoked};
 use crate::options::Options;
 use async_tasks_recorder::TaskState;
+use async_tasks_recorder::sync::lock;
+use async_tasks_recorder_harness::subject::{CatchUnwind, task_panic};
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// How long one wait may take before it counts as hung. Tasks only yield
@@ -25,18 +25,8 @@ pub const WAIT_LIMIT: Duration = Duration::from_secs(10);
 /// Backend errors whose ids are kept for the report; the rest are counted.
 const ERRORS_KEPT: usize = 1000;
 
-/// The payload of the panics this run causes on purpose.
-pub struct DeliberatePanic;
-
-/// Keeps the default panic hook for every panic but the deliberate ones.
-pub fn silence_deliberate_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if !info.payload().is::<DeliberatePanic>() {
-            default(info);
-        }
-    }));
-}
+/// Keeps every panic but the deliberate ones (`task_panic`) on stderr.
+pub use async_tasks_recorder_harness::subject::quiet_task_panics as silence_deliberate_panics;
 
 /// What a launched task will do.
 #[derive(Clone, Copy, Debug)]
@@ -260,11 +250,6 @@ impl Ledger {
     }
 }
 
-/// Ignores poisoning: every critical section here is a single push.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Latency histograms of one worker, in nanoseconds.
 pub type Latencies = BTreeMap<Op, Histogram<u64>>;
 
@@ -315,7 +300,7 @@ async fn task(
         }
         Plan::Panic => {
             add(&ledger.tally.tasks_panicked);
-            std::panic::panic_any(DeliberatePanic)
+            task_panic()
         }
     }
 }
@@ -335,21 +320,6 @@ async fn revoke(ledger: Arc<Ledger>, id: Id, fails: bool) -> Result<(), ()> {
         lock(&ledger.bad_revokes).push(BadRevoke { id, epoch, effects });
     }
     Ok(())
-}
-
-/// Turns a panic inside `launch_block` into a value, so the worker goes on.
-struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = std::thread::Result<F::Output>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(payload) => Poll::Ready(Err(payload)),
-        }
-    }
 }
 
 /// Polls `fut` once and drops it: a caller that gives up mid-task.
@@ -413,7 +383,7 @@ impl<B: Backend> Worker<B> {
             Op::LaunchBlock
         } else {
             let task = task(ledger, id, plan, None);
-            let launched = CatchUnwind(Box::pin(self.backend.launch_block(id, task)));
+            let launched = CatchUnwind::new(self.backend.launch_block(id, task));
             match launched.await {
                 Ok(answer) => self.answered(id, answer),
                 // The task's panic came through: the launch was accepted.
