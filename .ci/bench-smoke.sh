@@ -24,11 +24,9 @@ test "${#plots[@]}" -eq 4
 echo "== short stress run"
 cargo run --release -p stress -- --ids 10000 --launches 100000 --workers 8 --seed 7
 
-echo "== the stress audit must reject a sabotaged run and name ids"
-if cargo run --release -p stress -- --ids 1000 --launches 20000 --seed 7 --sabotage --json \
-    >"$out/sabotaged.json"; then
-    echo "the audit accepted a sabotaged run" >&2
-    exit 1
-fi
-grep -q '"ids": \[' "$out/sabotaged.json"
+echo "== the stress audit's bites and option checks"
+# The audit's unit tests feed it bad ledgers and a recorder that takes
+# failures for successes; the integration tests refuse bad options.
+cargo test -p stress
+
 echo "bench smoke: ok"

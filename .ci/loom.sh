@@ -2,15 +2,16 @@
 # Loom model checking of the recorder's own code (scc's loom build included),
 # release mode. Every model in tests/loom.rs must pass every interleaving
 # within its preemption bound (set in the file: 3 for two-thread models, 1 for
-# three-thread ones), and every bite test must see loom report the violation
-# of its known-bad protocol. The run must report exactly the expected numbers
+# three-thread ones, 2 for the mutants' base, the bound of the bites it
+# controls), and every bite test must see loom report the violation of its
+# known-bad protocol or mutant. The run must report exactly the expected numbers
 # of tests, explored models and bites, so an empty or compiled-out loom file,
 # or a test that stops exploring, cannot pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-models=14
-bites=3
+models=19
+bites=6
 expected=$((models + bites))
 
 log=$(mktemp)

@@ -7,12 +7,14 @@
 //! rather than settling into all-`Success`. Each criterion iteration is one
 //! operation (a query or a write), spread over the threads.
 //!
-//! The machine has 2 cores: every point beyond 2 threads is oversubscribed.
+//! Points with more threads than the machine has cores are oversubscribed;
+//! the report marks them with the core count it reads from the machine.
 
 #[macro_use]
 #[path = "support/mod.rs"]
 mod support;
 
+use bench_report::{Group, Keys, Mix};
 use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
     measurement::WallTime,
@@ -108,11 +110,12 @@ fn contend<C: Contestant>(
 }
 
 fn contention(c: &mut Criterion) {
-    let threads: &[u64] = &[1, 2, 4, 8, 16];
-    for distribution in Distribution::all() {
-        let keys = distribution.draw(0x5eed);
-        for (mix, write_percent) in [("q90_w10", 10), ("q50_w50", 50)] {
-            let mut group = c.benchmark_group(format!("contention/{}/{mix}", distribution.name()));
+    let threads: &[u64] = &bench_report::CONTENTION_THREADS;
+    for distribution in Keys::ALL {
+        let keys = Distribution::of(distribution).draw(0x5eed);
+        for mix in Mix::ALL {
+            let write_percent = mix.write_percent();
+            let mut group = c.benchmark_group(Group::Contention(distribution, mix).id());
             group.throughput(Throughput::Elements(1));
             if !support::quick() {
                 // 200 points: shorter samples keep the full run under 20 minutes.

@@ -4,12 +4,14 @@
 //! Memory is the growth of live heap bytes while a table is filled, counted
 //! by a global allocator wrapper, divided by the ids recorded; it includes
 //! any garbage the map's epoch-based reclamation has not freed yet. The
-//! figures go to `<criterion dir>/scale_memory.json` for the report.
+//! figures go to [`bench_report::MEMORY_FILE`] in criterion's directory, as
+//! [`bench_report::MemoryRow`]s, for the report.
 
 #[macro_use]
 #[path = "support/mod.rs"]
 mod support;
 
+use bench_report::{Group, MemoryRow, ScaleWorkload};
 use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
@@ -50,16 +52,8 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// (contestant, ids, bytes per id), written out after the run.
-static MEMORY: Mutex<Vec<(&'static str, u64, f64)>> = Mutex::new(Vec::new());
-
-fn sizes() -> Vec<u64> {
-    if support::quick() {
-        vec![1_000, 100_000]
-    } else {
-        vec![1_000, 100_000, 1_000_000, 10_000_000]
-    }
-}
+/// Heap growth per id of each table filled, written out after the run.
+static MEMORY: Mutex<Vec<MemoryRow>> = Mutex::new(Vec::new());
 
 /// Criterion settings for a group at table size `n`: fewer, shorter samples
 /// for the largest tables, whose filling dominates the run time.
@@ -82,7 +76,11 @@ fn filled<C: Contestant>(n: u64) -> C {
     MEMORY
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .push((C::NAME, n, grown as f64 / n as f64));
+        .push(MemoryRow {
+            contestant: C::ID,
+            ids: n,
+            bytes_per_id: grown as f64 / n as f64,
+        });
     table
 }
 
@@ -92,7 +90,7 @@ fn at_size<C: Contestant>(c: &mut Criterion, n: u64) {
     let table = std::cell::OnceCell::new();
     let mut rng = fastrand::Rng::with_seed(n);
     let picks: Vec<u64> = (0..1 << 16).map(|_| rng.u64(0..n)).collect();
-    let mut query = c.benchmark_group("scale/query_hit");
+    let mut query = c.benchmark_group(Group::Scale(ScaleWorkload::QueryHit).id());
     sized(&mut query, n);
     query.bench_with_input(BenchmarkId::new(C::NAME, n), &n, |b, _| {
         let table = table.get_or_init(|| filled::<C>(n));
@@ -110,7 +108,7 @@ fn at_size<C: Contestant>(c: &mut Criterion, n: u64) {
     // untimed afterwards, so the table stays near n ids.
     let chunk = (n / 10).max(100);
     let mut next = n;
-    let mut launch = c.benchmark_group("scale/launch_block_fresh");
+    let mut launch = c.benchmark_group(Group::Scale(ScaleWorkload::LaunchBlockFresh).id());
     sized(&mut launch, n);
     launch.bench_with_input(BenchmarkId::new(C::NAME, n), &n, |b, _| {
         let table = table.get_or_init(|| filled::<C>(n));
@@ -138,7 +136,7 @@ fn at_size<C: Contestant>(c: &mut Criterion, n: u64) {
 }
 
 fn scale(c: &mut Criterion) {
-    for n in sizes() {
+    for &n in support::Mode::from_env().scale_sizes() {
         for_each_contestant!(at_size(c, n));
     }
     write_memory();
@@ -146,18 +144,12 @@ fn scale(c: &mut Criterion) {
 
 /// Writes the memory figures next to criterion's own output.
 fn write_memory() {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from("target"))
-        .join("criterion");
+    let dir = bench_report::criterion_dir();
     let rows = MEMORY.lock().unwrap_or_else(|p| p.into_inner());
-    let json: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|(name, ids, bytes)| serde_json::json!({"contestant": name, "ids": ids, "bytes_per_id": bytes}))
-        .collect();
+    let json = serde_json::to_string(&*rows).expect("memory rows are plain numbers and names");
     if std::fs::create_dir_all(&dir).is_ok() {
-        let path = dir.join("scale_memory.json");
-        if let Err(error) = std::fs::write(&path, serde_json::Value::Array(json).to_string()) {
+        let path = dir.join(bench_report::MEMORY_FILE);
+        if let Err(error) = std::fs::write(&path, json) {
             eprintln!("could not write {}: {error}", path.display());
         }
     }

@@ -9,6 +9,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use bench_report::{Group, Workload};
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
@@ -23,7 +24,7 @@ const IDS: u64 = 100_000;
 /// Spawned launches per drained batch.
 const SPAWN_BATCH: u64 = 10_000;
 /// Failed ids among the listed table.
-const FAILED_IDS: u64 = 1_000;
+const FAILED_IDS: u64 = bench_report::LISTED_FAILED;
 
 /// A table holding ids `0..n`, all `Success` except every `fail_every`-th.
 fn filled<C: Contestant>(n: u64, fail_every: Option<u64>) -> C {
@@ -136,8 +137,10 @@ fn revoke<C: Contestant>(group: &mut BenchmarkGroup<'_, WallTime>) {
 }
 
 fn wait_finished<C: Contestant>(group: &mut BenchmarkGroup<'_, WallTime>) {
-    if C::new().wait(0).is_none() {
-        return; // No `wait` in this contestant.
+    // The report expects exactly the contestants that have a `wait`.
+    assert_eq!(C::new().wait(0).is_some(), C::ID.has_wait(), "{}", C::NAME);
+    if !C::ID.has_wait() {
+        return;
     }
     let mut table = None;
     group.bench_function(C::NAME, |b| {
@@ -164,29 +167,33 @@ fn listing<C: Contestant>(group: &mut BenchmarkGroup<'_, WallTime>, total: u64) 
     });
 }
 
-/// Benchmarks `$workload` for every contestant in the group `single/$workload`.
+/// Benchmarks the function `$workload` for every contestant in the group of
+/// `Workload::$name`.
 macro_rules! single_group {
-    ($c:expr, $workload:ident) => {
-        let mut group = $c.benchmark_group(concat!("single/", stringify!($workload)));
+    ($c:expr, $workload:ident, $name:ident) => {
+        let mut group = $c.benchmark_group(Group::Single(Workload::$name).id());
         for_each_contestant!($workload(&mut group));
         group.finish();
     };
 }
 
 fn single(c: &mut Criterion) {
-    single_group!(c, launch_block_fresh);
-    single_group!(c, launch_spawned);
-    single_group!(c, query_hit);
-    single_group!(c, query_miss);
-    single_group!(c, revoke);
-    single_group!(c, wait_finished);
+    single_group!(c, launch_block_fresh, LaunchBlockFresh);
+    single_group!(c, launch_spawned, LaunchSpawned);
+    single_group!(c, query_hit, QueryHit);
+    single_group!(c, query_miss, QueryMiss);
+    single_group!(c, revoke, Revoke);
+    single_group!(c, wait_finished, WaitFinished);
 
     // 1,000 failed ids among 10^6 recorded ones (10^5 in quick mode).
-    let total = if support::quick() { 100_000 } else { 1_000_000 };
-    let mut group = c.benchmark_group(format!(
-        "listing/failed_1000_of_{}",
-        support::keys::exponent_name(total)
-    ));
+    let total = support::Mode::from_env().listing_ids();
+    let mut group = c.benchmark_group(
+        Group::Listing {
+            failed: FAILED_IDS,
+            ids: total,
+        }
+        .id(),
+    );
     group.sample_size(if support::quick() { 10 } else { 30 });
     for_each_contestant!(listing(&mut group, total));
     group.finish();

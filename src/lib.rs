@@ -55,4 +55,8 @@ mod table;
 struct ReadmeDoctests;
 
 pub use recorder::{AsyncTasksRecorder, RevokeFailReason, StateCounts};
+/// The drop guard that settles every accepted launch and revoke, for the
+/// test mutants built on the same shim.
+#[doc(hidden)]
+pub use recorder::{Finishes, Settle};
 pub use spec::TaskState;

@@ -9,6 +9,9 @@
 //! caller, or by being dropped when the runtime shuts down. A future that
 //! did not return counts as `Err` (proofs/P6-no-wedged-id.md). A
 //! refused launch or revoke creates no guard and, by the spec, changes nothing.
+//! The guard catches panics of foreign code on its way (the key's `Hash`, a
+//! waiter's waker), so it neither skips the finish nor aborts the process
+//! when the task is already panicking.
 
 use crate::signal::Signal;
 use crate::spec::{Op, Outcome, Response, RevokeRefusal, TaskState};
@@ -19,10 +22,34 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::ops::Deref;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 /// Records the state of keyed async tasks.
 ///
 /// Clones share one record. See the crate documentation for the semantics.
+///
+/// # Panics in foreign code
+/// - **Keys.** As with [`std::collections::HashMap`], `Hash` and `Eq` of `K`,
+///   the hasher `S`, and `K`'s `Drop` must not panic; the map underneath
+///   (`scc`) makes the same demand for its own consistency. Outside that
+///   contract the recorder stays memory-safe and never aborts the process
+///   from its drop guard, and it tolerates a passing panic: if hashing or
+///   comparing the key panics when an attempt finishes, the finish is
+///   retried (three attempts in all), so the id still leaves `Working`, and
+///   then the panic continues (see below). A key whose `Hash` or `Eq` panics
+///   on every attempt leaves its id `Working`. A panic in `K::clone` reaches
+///   the caller of the operation that cloned and changes nothing.
+/// - **Wakers.** A waiter's waker that panics when the finish wakes it
+///   cannot keep the other waiters asleep: every waker is woken, each under
+///   `catch_unwind`.
+/// - **Where the panic goes.** Once the id's new state is recorded and every
+///   waiter woken, the first such panic continues in the code that finished
+///   the attempt: the spawned task of [`launch`](Self::launch) (tokio catches
+///   it), or the caller of [`launch_block`](Self::launch_block) or
+///   [`revoke_task_block`](Self::revoke_task_block). If that thread is already
+///   unwinding (the task itself panicked), the panic hook has reported the
+///   second panic and the task's own panic continues alone: raising another
+///   panic there would abort the process.
 pub struct AsyncTasksRecorder<K, S: BuildHasher = DefaultHashBuilder> {
     table: Arc<Table<K, S>>,
 }
@@ -149,6 +176,13 @@ where
     /// caller drops this future before the task ends, the id becomes
     /// `Failed`. If the task panics, the id becomes `Failed` and the panic
     /// continues into the caller.
+    ///
+    /// If a waiter's waker panics when the finish wakes it (or the key's
+    /// `Hash` panics once there), the id is still recorded with the task's
+    /// outcome and every waiter woken; then that panic continues into the
+    /// caller in place of the output, which is dropped. The recorded state
+    /// (`Success` or `Failed`) still tells the outcome (see "Panics in
+    /// foreign code" on [`AsyncTasksRecorder`]).
     pub async fn launch_block<Fut, R, E>(
         &self,
         task_id: K,
@@ -236,6 +270,16 @@ where
     /// one-shot signal otherwise; no polling, no lost wake-up
     /// (proofs/P7-wait-no-lost-wakeup.md). If the id is launched
     /// again before this waiter runs, it waits for that attempt too.
+    ///
+    /// Dropping the future (a `timeout` or `select!` around it) removes its
+    /// waker from the id's signal: the memory held is bounded by the waits
+    /// pending now, however many were cancelled.
+    ///
+    /// A task must not wait on its own id: its id stays `Working` until the
+    /// task ends, so the wait never resolves and the task never ends (a
+    /// `launch_block` that does so never returns). Nothing detects this.
+    /// Cancelling the task ends the id `Failed`: dropping the `launch_block`
+    /// future, or, for a spawned task, shutting its runtime down.
     pub async fn wait<Q>(&self, task_id: &Q) -> TaskState
     where
         K: Borrow<Q>,
@@ -313,33 +357,58 @@ where
     }
 }
 
-/// Owns an accepted launch's `Working` phase or an accepted revoke's
-/// `Revoking` phase, and settles it exactly once: with the future's outcome
-/// through [`settle`](Settle::settle), or as `Err` when dropped unsettled.
-struct Settle<K, S, T>
+/// How many times a drop guard tries its finishing section when the key's
+/// `Hash` or `Eq` (or the hasher) panics in it. A panicking section writes
+/// nothing (`table.rs:Table::step_slot`), so a retry is safe; the bound keeps
+/// a key that always panics from looping forever in a destructor.
+const SETTLE_ATTEMPTS: usize = 3;
+
+/// What a [`Settle`] guard applies its finishing operation to: the table,
+/// or a test's protocol built on the same shim, which thus settles through
+/// this very guard.
+#[doc(hidden)]
+pub trait Finishes<K> {
+    /// Applies `op`, a `Finish` or `FinishRevoke`, to `task_id`; returns the
+    /// signal of the waiters to wake, which the guard fires.
+    fn finish(&self, task_id: &K, op: Op) -> Option<Arc<Signal>>;
+}
+
+impl<K, S> Finishes<K> for Table<K, S>
 where
     K: Eq + Hash + Clone,
     S: BuildHasher,
-    T: Deref<Target = Table<K, S>>,
+{
+    #[inline]
+    fn finish(&self, task_id: &K, op: Op) -> Option<Arc<Signal>> {
+        Table::finish(self, task_id, op)
+    }
+}
+
+/// Owns an accepted launch's `Working` phase or an accepted revoke's
+/// `Revoking` phase, and settles it exactly once: with the future's outcome
+/// through [`settle`](Settle::settle), or as `Err` when dropped unsettled.
+#[doc(hidden)]
+pub struct Settle<K, T>
+where
+    T: Deref<Target: Finishes<K>>,
 {
     table: T,
-    /// Taken by `Drop`, so the finishing operation runs once.
-    task_id: Option<K>,
+    task_id: K,
     finish: fn(Outcome) -> Op,
     outcome: Outcome,
 }
 
-impl<K, S, T> Settle<K, S, T>
+impl<K, T> Settle<K, T>
 where
-    K: Eq + Hash + Clone,
-    S: BuildHasher,
-    T: Deref<Target = Table<K, S>>,
+    T: Deref<Target: Finishes<K>>,
 {
+    /// Takes ownership of the phase an accepted `task_id` entered; `finish`
+    /// builds the operation that ends it.
     #[inline]
-    fn new(table: T, task_id: K, finish: fn(Outcome) -> Op) -> Self {
+    pub fn new(table: T, task_id: K, finish: fn(Outcome) -> Op) -> Self {
         Settle {
             table,
-            task_id: Some(task_id),
+            task_id,
             finish,
             outcome: Outcome::Err,
         }
@@ -347,21 +416,43 @@ where
 
     /// Settles with `outcome` (the drop does the work).
     #[inline]
-    fn settle(mut self, outcome: Outcome) {
+    pub fn settle(mut self, outcome: Outcome) {
         self.outcome = outcome;
     }
 }
 
-impl<K, S, T> Drop for Settle<K, S, T>
+impl<K, T> Drop for Settle<K, T>
 where
-    K: Eq + Hash + Clone,
-    S: BuildHasher,
-    T: Deref<Target = Table<K, S>>,
+    T: Deref<Target: Finishes<K>>,
 {
+    /// Applies the finishing operation and wakes the id's waiters, and
+    /// never unwinds before both are done: foreign code that panics on the
+    /// way (the key's `Hash` or `Eq`, the hasher, a waiter's waker) is caught.
+    /// A panicking section is retried, up to [`SETTLE_ATTEMPTS`]; every waker
+    /// is woken. Then the first panic continues, unless this thread is
+    /// already unwinding (the task panicked): raising a second panic there
+    /// would abort the process, so the task's own panic continues alone.
     #[inline]
     fn drop(&mut self) {
-        if let Some(task_id) = self.task_id.take() {
-            self.table.apply(task_id, (self.finish)(self.outcome));
+        let op = (self.finish)(self.outcome);
+        let mut first_panic = None;
+        for _ in 0..SETTLE_ATTEMPTS {
+            match catch_unwind(AssertUnwindSafe(|| self.table.finish(&self.task_id, op))) {
+                Ok(waiters) => {
+                    if let Some(Err(panic)) = waiters.map(|signal| signal.fire()) {
+                        first_panic.get_or_insert(panic);
+                    }
+                    break;
+                }
+                Err(panic) => {
+                    first_panic.get_or_insert(panic);
+                }
+            }
+        }
+        if let Some(panic) = first_panic {
+            if !std::thread::panicking() {
+                resume_unwind(panic);
+            }
         }
     }
 }

@@ -10,10 +10,25 @@
 //! (`src/table.rs`), which is what makes `wait` free of lost wake-ups
 //! (proofs/P7-wait-no-lost-wakeup.md).
 //!
+//! # Bounded by live waiters
+//! Each pending [`Fired`] owns one slot of the latch's waker list; dropping
+//! it before the firing empties the slot and puts it on a free list, which
+//! the next registration reuses. So the list is as long as the largest number
+//! of waiters pending at once, however many waits were started and cancelled
+//! (a `select!` loop or a `timeout` around `wait` cancels one per tick).
+//!
+//! # Foreign code
+//! Wakers are foreign code. [`Signal::fire`] wakes each one under
+//! `catch_unwind`, so a waker that panics cannot keep the others asleep, and
+//! hands the first panic back to its caller. Cloning or dropping a waker can
+//! run under the latch's lock; the lock ignores poisoning, and the latch is
+//! consistent at every point where such code runs.
+//!
 //! Built only from the shim's `Mutex`, so loom checks it with the rest.
 
 use crate::sync::{Arc, Mutex, lock};
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
@@ -26,26 +41,43 @@ pub struct Signal {
 #[derive(Debug, Default)]
 struct Latch {
     fired: bool,
-    wakers: Vec<Waker>,
+    /// One slot per pending [`Fired`] that registered; `None` once its
+    /// future was dropped, until a new registration reuses it.
+    wakers: Vec<Option<Waker>>,
+    /// The empty slots of `wakers`.
+    free: Vec<usize>,
 }
 
 impl Signal {
     /// Fires the latch and wakes every registered waiter. Idempotent.
-    pub fn fire(&self) {
+    ///
+    /// Every waker is woken even if some panic; the first panic's payload is
+    /// returned, for the caller to resume once it is safe to.
+    #[must_use = "a waker's panic is returned, not raised"]
+    pub fn fire(&self) -> std::thread::Result<()> {
         let wakers = {
             let mut latch = lock(&self.inner);
             latch.fired = true;
+            latch.free = Vec::new();
             std::mem::take(&mut latch.wakers)
         };
         // Wake outside the lock: a waker may run arbitrary code.
-        for waker in wakers {
-            waker.wake();
+        let mut first_panic = Ok(());
+        for waker in wakers.into_iter().flatten() {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+                if first_panic.is_ok() {
+                    first_panic = Err(panic);
+                }
+            }
         }
+        first_panic
     }
 
-    /// Whether the latch has fired.
-    pub fn is_fired(&self) -> bool {
-        lock(&self.inner).fired
+    /// How many wakers are registered and not yet woken or dropped.
+    #[doc(hidden)]
+    pub fn waiters(&self) -> usize {
+        let latch = lock(&self.inner);
+        latch.wakers.len() - latch.free.len()
     }
 
     /// A future that is ready once `signal` has fired.
@@ -54,12 +86,13 @@ impl Signal {
     }
 }
 
-/// Ready once its [`Signal`] has fired.
+/// Ready once its [`Signal`] has fired. Dropping it before then removes its
+/// waker from the signal.
 #[derive(Debug)]
 pub struct Fired {
     signal: Arc<Signal>,
-    /// Where this future's waker sits in the latch, so a re-poll replaces it
-    /// rather than growing the list.
+    /// This future's slot in the latch's waker list while it is registered
+    /// and the latch has not fired.
     slot: Option<usize>,
 }
 
@@ -70,15 +103,50 @@ impl Future for Fired {
         let this = self.get_mut();
         let mut latch = lock(&this.signal.inner);
         if latch.fired {
+            // `fire` took the list: the slot is gone.
+            this.slot = None;
             return Poll::Ready(());
         }
         match this.slot {
-            Some(slot) => latch.wakers[slot].clone_from(cx.waker()),
+            // A re-poll may come from another task: keep only the newest waker.
+            Some(slot) => match &mut latch.wakers[slot] {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                registered => *registered = Some(cx.waker().clone()),
+            },
             None => {
-                this.slot = Some(latch.wakers.len());
-                latch.wakers.push(cx.waker().clone());
+                let waker = Some(cx.waker().clone());
+                let slot = match latch.free.pop() {
+                    Some(slot) => {
+                        latch.wakers[slot] = waker;
+                        slot
+                    }
+                    None => {
+                        latch.wakers.push(waker);
+                        latch.wakers.len() - 1
+                    }
+                };
+                this.slot = Some(slot);
             }
         }
         Poll::Pending
+    }
+}
+
+impl Drop for Fired {
+    /// Gives the slot back, unless the latch has fired (then `fire` took it).
+    fn drop(&mut self) {
+        let Some(slot) = self.slot.take() else {
+            return;
+        };
+        let waker = {
+            let mut latch = lock(&self.signal.inner);
+            if latch.fired {
+                return;
+            }
+            latch.free.push(slot);
+            latch.wakers[slot].take()
+        };
+        // Dropped outside the lock: a waker's drop is foreign code.
+        drop(waker);
     }
 }

@@ -44,8 +44,10 @@ pub type DefaultHashBuilder = std::collections::hash_map::RandomState;
 pub type DefaultHashBuilder =
     std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
 
-/// Locks `mutex`, ignoring poisoning: no code that can panic runs under the
-/// locks of this crate, and a lock that could panic here would wedge an id.
+/// Locks `mutex`, ignoring poisoning: the only code that can panic under the
+/// locks of this crate is a waker's clone or drop in `signal.rs`, which
+/// leaves the latch consistent, and a lock that could panic here would wedge
+/// an id.
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()

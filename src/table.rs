@@ -4,7 +4,8 @@
 //!
 //! # The algorithm
 //! Every mutating operation is one call of [`spec::step`](crate::spec::step)
-//! inside the map's exclusive section for that key ([`Table::apply`]). Reads
+//! inside the map's exclusive section for that key ([`Table::apply`], and
+//! [`Table::finish`] for the drop guard's finishing operations). Reads
 //! take the shared section ([`Table::phase`]). scc orders all sections on one
 //! key, so each operation takes effect at one instant inside its call: its
 //! linearization point (proofs/P5-linearizable.md). `NotFound` is the
@@ -90,9 +91,22 @@ where
             _ => self.update(&id, op),
         };
         if let Some(signal) = waiters {
-            signal.fire();
+            // Only a `Finish` leaves `Working`, and it goes through `finish`.
+            if let Err(panic) = signal.fire() {
+                std::panic::resume_unwind(panic);
+            }
         }
         response
+    }
+
+    /// Applies a finishing operation (`Finish`, `FinishRevoke`) to `id`, in
+    /// the same exclusive section as [`apply`](Self::apply), and returns the
+    /// signal to fire if the id left a waited-on `Working` period. The
+    /// caller, the drop guard, fires it. If the key's `Hash` or `Eq` panics,
+    /// nothing was written and the call may be repeated.
+    #[inline]
+    pub(crate) fn finish(&self, id: &K, op: Op) -> Option<Arc<Signal>> {
+        self.update(id, op).1
     }
 
     /// `Launch`, the only operation that can create an entry. A fresh id,
@@ -142,13 +156,16 @@ where
     #[inline(always)]
     fn step_slot(&self, id: &K, slot: &mut Slot, op: Op) -> (Response, Option<Arc<Signal>>) {
         let (next, response) = spec::step(slot.phase, op);
-        slot.phase = next;
+        // The removal hashes and compares the key, foreign code that may
+        // panic; it comes before any write, so a panic leaves the slot as it was.
         let waiters = if slot.waited && next != Phase::Working {
+            let signal = self.waiters.remove_sync(id).map(|(_, signal)| signal);
             slot.waited = false;
-            self.waiters.remove_sync(id).map(|(_, signal)| signal)
+            signal
         } else {
             None
         };
+        slot.phase = next;
         (response, waiters)
     }
 
@@ -177,8 +194,10 @@ where
         self.phases
             .update_sync(id, |id, slot| match slot.phase {
                 Phase::Working => {
-                    slot.waited = true;
+                    // Clone, hash and compare (foreign code) before the flag
+                    // is set, so a panic leaves the slot as it was.
                     let signal = self.waiters.entry_sync(id.clone()).or_default();
+                    slot.waited = true;
                     WaitOn::Signal(signal.get().clone())
                 }
                 phase => WaitOn::Done(phase.state()),

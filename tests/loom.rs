@@ -17,10 +17,13 @@
 mod loom_blocking;
 #[path = "common/loom_harness.rs"]
 mod loom_harness;
+#[path = "common/mutants.rs"]
+mod mutants;
 #[path = "common/protocols.rs"]
 mod protocols;
 
 use async_tasks_recorder::{AsyncTasksRecorder, TaskState};
+use async_tasks_recorder_harness::subject::{TaskPanic, poll_once, quiet_task_panics, task_panic};
 use loom::sync::Arc;
 use loom::sync::atomic::AtomicBool;
 use loom::sync::atomic::AtomicUsize;
@@ -28,11 +31,12 @@ use loom::sync::atomic::Ordering::{AcqRel, Acquire, Release};
 use loom::thread;
 use loom_blocking::{Held, block_on};
 use loom_harness::{Trace, expect_violation, explore, violation};
-use protocols::{AllSet202, Id, LostWakeup, Protocol, RevokeError, ThreeSets};
+use mutants::{Faithful, LostWakeup, SplitLaunch, StaleSuccessList};
+use protocols::{AllSet202, Id, KeepsWakers, Protocol, RevokeError, ThreeSets};
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind, panic_any, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::{Pin, pin};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 type Recorder = AsyncTasksRecorder<Id>;
 
@@ -112,11 +116,6 @@ fn wait<P: Protocol>(protocol: &P, trace: &Trace, thread: &str, id: Id) -> TaskS
     let state = block_on(protocol.wait(id));
     trace.note(thread, format_args!("wait {id} -> {state:?}"));
     state
-}
-
-/// Polls `future` once, with a waker that does nothing.
-fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
-    future.poll(&mut Context::from_waker(Waker::noop()))
 }
 
 /// A task that is pending on its first poll and ends with `output` on the
@@ -351,23 +350,6 @@ enum Abandon {
     Panic,
 }
 
-/// The payload of the panics the panicking model expects.
-struct TaskPanic;
-
-/// Keeps the expected [`TaskPanic`]s of every interleaving off stderr; every
-/// other panic goes to the default hook.
-fn silence_task_panics() {
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !info.payload().is::<TaskPanic>() {
-                default(info);
-            }
-        }));
-    });
-}
-
 /// One launch is abandoned (`how`) while another thread launches the same id
 /// and, refused with `Working`, waits and retries. The abandoned attempt
 /// ends `Failed` through the drop guard, so the retry is accepted and the id
@@ -408,9 +390,10 @@ fn abandoned_launch_and_retry<P: Protocol + Default>(trace: &Trace, how: Abandon
             drop(launching);
         }
         Abandon::Panic => {
-            silence_task_panics();
+            // The expected panics of every interleaving stay off stderr.
+            quiet_task_panics();
             let launched = catch_unwind(AssertUnwindSafe(|| {
-                block_on(protocol.launch_block(ID, async { panic_any(TaskPanic) }))
+                block_on(protocol.launch_block(ID, async { task_panic() }))
             }));
             match launched {
                 Ok(refused) => trace.note("A", format_args!("launch -> {refused:?}")),
@@ -667,6 +650,82 @@ fn wait_and_finish<P: Protocol + Default>(trace: &Trace, output: Result<(), ()>,
                 format_args!("{name}: a wait on a {expected:?} id polled {polled:?}, not ready"),
             );
         }
+    }
+}
+
+/// A waker that does nothing; its `Arc` counts the clones alive.
+struct Counted;
+
+impl std::task::Wake for Counted {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+/// An id is `Working`; one thread finishes its task while the main thread
+/// polls a wait once (registering a counted waker), drops it, and then waits
+/// for the end.
+/// - Right after the drop, the waker is still held only if the finish has
+///   taken it to wake it, so only once the id no longer reads `Working`.
+/// - Once the finish returned, no clone of it is held.
+/// - The second wait wakes with `Success` (a lost wake-up: loom's deadlock).
+fn cancelled_wait_and_finish<P: Protocol + Default>(trace: &Trace) {
+    let protocol = Held::new(P::default());
+    let name = P::NAME;
+    let mut launching = owned_launch(&*protocol, ID, YieldOnce::new(Ok(())));
+    if poll_once(launching.as_mut()).is_ready() {
+        violation(
+            trace,
+            format_args!("{name}: a launch of a fresh id did not run its task"),
+        );
+    }
+    trace.note("setup", "launch accepted, task pending");
+    let finisher = {
+        let trace = trace.clone();
+        thread::spawn(move || {
+            trace.note("F", "resumes the task");
+            let launched = block_on(launching);
+            trace.note("F", format_args!("task ended, launch -> {launched:?}"));
+            launched
+        })
+    };
+    let counted = std::sync::Arc::new(Counted);
+    let waker = Waker::from(counted.clone());
+    // Clones of the waker beyond `counted` and `waker`.
+    let held = || std::sync::Arc::strong_count(&counted) - 2;
+    {
+        let mut cancelled = pin!(protocol.wait(ID));
+        let polled = cancelled.as_mut().poll(&mut Context::from_waker(&waker));
+        trace.note("W", format_args!("wait polled once -> {polled:?}, dropped"));
+    }
+    let after_drop = held();
+    let leaked = after_drop > 0 && query(&*protocol, trace, "W", ID) == TaskState::Working;
+    let woke = wait(&*protocol, trace, "W", ID);
+    // Violations are raised once every thread has ended: unwinding past a
+    // live loom thread would abort the test process.
+    let launched = finisher.join().unwrap();
+    if leaked {
+        violation(
+            trace,
+            format_args!("{name}: a dropped wait left {after_drop} waker(s) with the Working id"),
+        );
+    }
+    if launched != Ok(Ok(())) {
+        violation(
+            trace,
+            format_args!("{name}: the finished launch answered {launched:?}"),
+        );
+    }
+    if woke != TaskState::Success {
+        violation(
+            trace,
+            format_args!("{name}: the wait after a cancelled one woke with {woke:?}"),
+        );
+    }
+    let at_end = held();
+    if at_end != 0 {
+        violation(
+            trace,
+            format_args!("{name}: after the finish, {at_end} waker(s) of a dropped wait are held"),
+        );
     }
 }
 
@@ -930,6 +989,15 @@ fn every_waiter_wakes_with_failure() {
 }
 
 #[test]
+fn a_wait_cancelled_during_the_finish_leaves_no_waker() {
+    explore(
+        "6 cancelled wait-finish(Ok)",
+        BOUND,
+        cancelled_wait_and_finish::<Recorder>,
+    );
+}
+
+#[test]
 fn a_listing_during_transitions_is_weakly_consistent() {
     explore(
         "7 listing-transitions",
@@ -974,4 +1042,145 @@ fn model_6_catches_the_lost_wake_up_of_the_wait_mutant() {
         |trace| wait_and_finish::<LostWakeup>(trace, Ok(()), 1),
     );
     assert!(found.starts_with("deadlock"), "{found}");
+}
+
+#[test]
+fn model_6_catches_the_wakers_kept_by_dropped_waits() {
+    let found = expect_violation(
+        "6 cancelled wait-finish(Ok) on the waker-keeping wait",
+        BITE_BOUND,
+        cancelled_wait_and_finish::<KeepsWakers>,
+    );
+    assert!(
+        found.contains("a dropped wait left 1 waker(s) with the Working id"),
+        "{found}"
+    );
+}
+
+#[test]
+fn model_1_catches_two_winners_of_the_split_launch_mutant() {
+    let found = expect_violation(
+        "1 two launches of one id on the split-launch mutant",
+        BITE_BOUND,
+        |trace| concurrent_launches::<SplitLaunch>(trace, 2),
+    );
+    assert!(found.contains("2 of 2 launches won"), "{found}");
+}
+
+#[test]
+fn model_8_catches_a_revoked_id_listed_by_the_stale_success_list_mutant() {
+    let found = expect_violation(
+        "8 revoke-listing on the stale success list mutant",
+        BITE_BOUND,
+        listing_during_a_revoke::<StaleSuccessList>,
+    );
+    assert!(
+        found.contains("after the revoke completed, a listing of Success shows id"),
+        "{found}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The mutants' base passes the models that bite its mutants, at their bound,
+// so each bite is the seeded defect's and not the base's
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_mutants_base_lets_one_of_two_launches_win() {
+    explore(
+        "1 two launches of one id on the mutants' base",
+        BITE_BOUND,
+        |trace| concurrent_launches::<Faithful>(trace, 2),
+    );
+}
+
+#[test]
+fn the_mutants_base_wakes_every_waiter() {
+    explore(
+        "6 wait-finish(Ok) on the mutants' base",
+        BITE_BOUND,
+        |trace| wait_and_finish::<Faithful>(trace, Ok(()), 1),
+    );
+}
+
+#[test]
+fn the_mutants_base_drops_a_revoked_id_from_listings() {
+    explore(
+        "8 revoke-listing on the mutants' base",
+        BITE_BOUND,
+        listing_during_a_revoke::<Faithful>,
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Model 8: revoke ‖ listing
+// ---------------------------------------------------------------------------
+
+/// A succeeded id is revoked while the main thread lists `Success`. A
+/// listing that begins after the revoke completed must not show the id; one
+/// during the revoke may. Once the revoke returned, the id reads `NotFound`
+/// and no listing shows it.
+fn listing_during_a_revoke<P: Protocol + Default>(trace: &Trace) {
+    let protocol = P::default();
+    let name = P::NAME;
+    let first = launch(&protocol, trace, "setup", ID, async { Ok(()) });
+    if first != Ok(Ok(())) {
+        violation(
+            trace,
+            format_args!("{name}: the first launch answered {first:?}"),
+        );
+    }
+    let revoked = flag();
+    let revoker = {
+        let (protocol, trace, revoked) = (protocol.clone(), trace.clone(), revoked.clone());
+        thread::spawn(move || {
+            let answer = revoke(&protocol, &trace, "V", ID, async { Ok(()) });
+            revoked.store(true, Release);
+            answer
+        })
+    };
+    let check = |when: &str| {
+        let completed = revoked.load(Acquire);
+        let listed = protocol.list(TaskState::Success);
+        trace.note("main", format_args!("list Success ({when}) -> {listed:?}"));
+        if completed && listed.contains(&ID) {
+            violation(
+                trace,
+                format_args!(
+                    "{name}: after the revoke completed, a listing of Success shows id {ID}"
+                ),
+            );
+        }
+        if listed.iter().any(|&id| id != ID) {
+            violation(
+                trace,
+                format_args!("{name}: a listing of Success shows {listed:?}"),
+            );
+        }
+    };
+    check("during the revoke");
+    let answer = revoker.join().unwrap();
+    if answer != Ok(()) {
+        violation(
+            trace,
+            format_args!("{name}: the only revoke of a Success id answered {answer:?}"),
+        );
+    }
+    check("after the revoke");
+    let last = query(&protocol, trace, "main", ID);
+    if last != TaskState::NotFound {
+        violation(
+            trace,
+            format_args!("{name}: after the revoke, the id reads {last:?}"),
+        );
+    }
+}
+
+#[test]
+fn a_listing_during_a_revoke_is_weakly_consistent() {
+    explore(
+        "8 revoke-listing",
+        BOUND,
+        listing_during_a_revoke::<Recorder>,
+    );
 }

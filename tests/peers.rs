@@ -3,6 +3,7 @@
 
 use async_tasks_recorder::{AsyncTasksRecorder, TaskState};
 use async_tasks_recorder_harness::bounded::within;
+use async_tasks_recorder_harness::subject::{poll_once, task_panic};
 use async_tasks_recorder_v2 as v2;
 use async_tasks_state_map as state_map;
 use std::future::Future;
@@ -21,7 +22,7 @@ fn panics() -> (
     let (started, entered) = oneshot::channel();
     let task = async move {
         started.send(()).ok();
-        panic!("task panicked on purpose")
+        task_panic()
     };
     (entered, task)
 }
@@ -112,11 +113,9 @@ fn a_launch_outside_a_runtime_panics_in_2_0_2_and_is_refused_here() {
 
 /// Polls a future to completion on this thread, outside any tokio runtime.
 fn block_on_here<F: Future>(future: F) -> F::Output {
-    use std::task::{Context, Poll, Waker};
     let mut future = std::pin::pin!(future);
-    let mut context = Context::from_waker(Waker::noop());
     loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+        if let std::task::Poll::Ready(output) = poll_once(future.as_mut()) {
             return output;
         }
         std::thread::yield_now();

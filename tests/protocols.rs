@@ -1,13 +1,17 @@
-//! The protocols in `tests/common/protocols.rs` behave as their documentation
-//! says on sequential runs: the real recorder and the mutants agree on the
-//! simple paths, and the 2.0.2 wedges show up even without concurrency.
+//! The protocols in `tests/common/protocols.rs` and the mutants of
+//! `tests/common/mutants.rs` behave as their documentation says on
+//! sequential runs: the real recorder and the mutants agree on the simple
+//! paths, and the 2.0.2 wedges show up even without concurrency.
 
+#[path = "common/mutants.rs"]
+mod mutants;
 #[path = "common/protocols.rs"]
 mod protocols;
 
 use async_tasks_recorder::TaskState;
 use async_tasks_recorder_harness::bounded::within;
-use protocols::{AllSet202, LostWakeup, Protocol, RevokeError, ThreeSets, recorder};
+use mutants::{Faithful, LostWakeup, SplitLaunch, StaleSuccessList};
+use protocols::{AllSet202, Protocol, RevokeError, ThreeSets, recorder};
 
 async fn ok() -> Result<(), ()> {
     Ok(())
@@ -33,7 +37,10 @@ async fn every_protocol_runs_a_sequential_launch_fail_retry() {
     launch_fail_retry(recorder()).await;
     launch_fail_retry(ThreeSets::default()).await;
     launch_fail_retry(AllSet202::default()).await;
+    launch_fail_retry(Faithful::default()).await;
+    launch_fail_retry(SplitLaunch::default()).await;
     launch_fail_retry(LostWakeup::default()).await;
+    launch_fail_retry(StaleSuccessList::default()).await;
 }
 
 async fn refused_launch_then_revoke<P: Protocol>(
@@ -54,7 +61,7 @@ async fn the_published_202_wedges_after_a_refused_launch_and_ours_does_not() {
         (TaskState::Success, Ok(()))
     );
     assert_eq!(
-        refused_launch_then_revoke(&LostWakeup::default()).await,
+        refused_launch_then_revoke(&Faithful::default()).await,
         (TaskState::Success, Ok(()))
     );
     let published = AllSet202::default();
@@ -91,4 +98,22 @@ async fn the_published_202_wedges_revoke_after_a_refused_revoke() {
         .unwrap();
     assert_eq!(ours.revoke_block(1, ok()).await, Ok(()));
     assert_eq!(ours.query(1), TaskState::NotFound);
+}
+
+#[tokio::test]
+async fn the_stale_success_list_mutant_lists_a_revoked_id_and_the_base_does_not() {
+    async fn revoked_then_listed<P: Protocol>(protocol: &P) -> Vec<u32> {
+        protocol.launch_block(1, ok()).await.unwrap().unwrap();
+        assert_eq!(protocol.revoke_block(1, ok()).await, Ok(()));
+        assert_eq!(protocol.query(1), TaskState::NotFound);
+        protocol.list(TaskState::Success)
+    }
+    assert_eq!(
+        revoked_then_listed(&Faithful::default()).await,
+        Vec::<u32>::new()
+    );
+    assert_eq!(
+        revoked_then_listed(&StaleSuccessList::default()).await,
+        vec![1]
+    );
 }

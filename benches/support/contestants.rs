@@ -11,6 +11,7 @@
 
 use super::{FAILED, NOT_FOUND, REVOKING, SUCCESS, WORKING, drive, task};
 use async_tasks_recorder::{AsyncTasksRecorder, TaskState};
+use bench_report::Contestant as Name;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,8 +28,10 @@ pub enum Launch {
 /// One recorder under test. Every method runs its futures with [`drive`],
 /// the same driver for everybody.
 pub trait Contestant: Send + Sync + 'static {
-    /// The name used in bench ids and in the summary.
-    const NAME: &'static str;
+    /// Which contestant this is, as the report knows it.
+    const ID: Name;
+    /// The name used in bench ids.
+    const NAME: &'static str = Self::ID.as_str();
     fn new() -> Self;
     /// `launch_block` of a task that returns `Ok` iff `ok`.
     fn launch_block(&self, id: u64, ok: bool) -> Launch;
@@ -57,7 +60,7 @@ fn code(state: TaskState) -> u8 {
 pub struct Ours(AsyncTasksRecorder<u64>);
 
 impl Contestant for Ours {
-    const NAME: &'static str = "ours";
+    const ID: Name = Name::Ours;
     fn new() -> Self {
         Ours(AsyncTasksRecorder::new())
     }
@@ -103,7 +106,7 @@ fn code_v2(state: async_tasks_recorder_v2::TaskState) -> u8 {
 }
 
 impl Contestant for V2 {
-    const NAME: &'static str = "v2.0.2";
+    const ID: Name = Name::V2;
     fn new() -> Self {
         V2(async_tasks_recorder_v2::AsyncTasksRecorder::new())
     }
@@ -153,7 +156,7 @@ fn code_state_map(state: &async_tasks_state_map::TaskState) -> u8 {
 }
 
 impl Contestant for StateMap {
-    const NAME: &'static str = "state_map";
+    const ID: Name = Name::StateMap;
     fn new() -> Self {
         StateMap(async_tasks_state_map::AsyncTasksRecorder::new())
     }
@@ -222,7 +225,7 @@ impl RawMap {
 }
 
 impl Contestant for RawMap {
-    const NAME: &'static str = "raw_scc";
+    const ID: Name = Name::RawScc;
     fn new() -> Self {
         RawMap(Arc::new(scc::HashMap::new()))
     }
@@ -319,7 +322,7 @@ impl MutexInner {
 }
 
 impl Contestant for MutexMap {
-    const NAME: &'static str = "mutex_map";
+    const ID: Name = Name::MutexMap;
     fn new() -> Self {
         MutexMap(Arc::new(MutexInner {
             states: Mutex::new(HashMap::new()),

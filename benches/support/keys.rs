@@ -1,6 +1,8 @@
 //! Key distributions, drawn once into a table so that picking a key costs
 //! the same tiny index step for every distribution and every contestant.
 
+use bench_report::Keys;
+
 /// Keys drawn per distribution; a power of two so an index wraps with a mask.
 pub const DRAWN: usize = 1 << 20;
 
@@ -16,25 +18,16 @@ pub enum Distribution {
 }
 
 impl Distribution {
-    /// The four distributions of the contention group.
-    pub fn all() -> [Distribution; 4] {
-        [
-            Distribution::Uniform(1_000),
-            Distribution::Uniform(1_000_000),
-            Distribution::Zipf {
+    /// The distribution the report knows as `keys`.
+    pub fn of(keys: Keys) -> Distribution {
+        match keys {
+            Keys::Uniform1e3 => Distribution::Uniform(1_000),
+            Keys::Uniform1e6 => Distribution::Uniform(1_000_000),
+            Keys::Zipf1_1 => Distribution::Zipf {
                 n: 1_000_000,
                 s: 1.1,
             },
-            Distribution::Hot,
-        ]
-    }
-
-    /// A name usable in bench ids and file names.
-    pub fn name(&self) -> String {
-        match self {
-            Distribution::Uniform(n) => format!("uniform_{}", exponent_name(*n)),
-            Distribution::Zipf { n, s } => format!("zipf{s}_{}", exponent_name(*n)),
-            Distribution::Hot => "hot_id".to_string(),
+            Keys::HotId => Distribution::Hot,
         }
     }
 
@@ -60,20 +53,5 @@ impl Distribution {
                     .collect()
             }
         }
-    }
-}
-
-/// `1e6` for 1_000_000: short names for powers of ten.
-pub fn exponent_name(n: u64) -> String {
-    let mut exp = 0;
-    let mut rest = n;
-    while rest >= 10 && rest % 10 == 0 {
-        rest /= 10;
-        exp += 1;
-    }
-    if rest == 1 {
-        format!("1e{exp}")
-    } else {
-        n.to_string()
     }
 }

@@ -29,6 +29,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::Duration;
 
+pub use bench_report::Mode;
 pub use contestants::{Contestant, Launch, MutexMap, Ours, RawMap, StateMap, V2};
 
 /// State codes shared by all contestants.
@@ -40,7 +41,7 @@ pub const REVOKING: u8 = 4;
 
 /// `BENCH_QUICK=1` (any value but `0`) selects the smoke configuration.
 pub fn quick() -> bool {
-    std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
+    Mode::from_env() == Mode::Quick
 }
 
 /// Criterion settings: short in quick mode, bounded so a full run of all
@@ -63,15 +64,11 @@ pub fn criterion() -> Criterion {
     tuned.configure_from_args()
 }
 
-/// Leaves `quick` or `full` in criterion's directory for the report.
+/// Leaves the mode in criterion's directory for the report.
 fn write_mode() {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from("target"))
-        .join("criterion");
-    let mode = if quick() { "quick" } else { "full" };
+    let dir = bench_report::criterion_dir();
     if std::fs::create_dir_all(&dir).is_ok() {
-        let _ = std::fs::write(dir.join("bench_mode.txt"), mode);
+        let _ = std::fs::write(dir.join(bench_report::MODE_FILE), Mode::from_env().as_str());
     }
 }
 

@@ -17,11 +17,13 @@ use crate::bounded::{BOUND, WATCHDOG, Watchdog};
 use crate::history::{Effect, History, at_most_once_per_epoch};
 use crate::linearizability::{Operation, check_all};
 use crate::protocol::{Id, RevokeError};
-use crate::subject::{self, CatchUnwind, Subject, task_panic};
+use crate::subject::{self, CatchUnwind, Subject, lock, task_panic};
 use async_tasks_recorder::spec::{Outcome, Response, RevokeRefusal};
 use async_tasks_recorder::{StateCounts, TaskState};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use std::collections::HashMap;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -29,10 +31,65 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+/// The property a run broke, numbered as in the module documentation.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+pub enum Property {
+    /// 1. At most one successful side effect per id and revoke epoch, and a
+    ///    revoke's only after a success.
+    OneSuccessPerEpoch,
+    /// 2. `Success` exactly when the current epoch has its successful side effect.
+    SuccessIffEpochSucceeded,
+    /// 3. No id left `Working` once every task has ended.
+    NoneLeftWorking,
+    /// 4. Listings and counts agree with queries.
+    ListingsAgree,
+    /// 5. No `wait` left asleep: no lost wake-up.
+    NoLostWakeup,
+    /// 6. Each id's history is linearizable against `spec::step`.
+    Linearizable,
+    /// Not a property of the subject: an actor of the run panicked outside
+    /// the tasks, which the run does not expect of any subject.
+    ActorFailed,
+}
+
+/// A broken property and what showed it.
+#[derive(Clone, Debug)]
+pub struct Violation {
+    pub property: Property,
+    pub detail: String,
+}
+
+impl Violation {
+    fn new(property: Property, detail: impl Into<String>) -> Self {
+        Violation {
+            property,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.property, self.detail)
+    }
+}
+
 /// Tasks that may also panic or be cancelled part-way.
-pub const ABRUPT: Endings = Endings { abrupt: true };
+pub const ABRUPT: Endings = Endings {
+    abrupt: true,
+    succeed: true,
+};
 /// Tasks that only return `Ok` or `Err`.
-pub const GRACEFUL: Endings = Endings { abrupt: false };
+pub const GRACEFUL: Endings = Endings {
+    abrupt: false,
+    succeed: true,
+};
+/// Tasks that only return `Err`: with no success to count, a defect can
+/// show only in the histories and the final states.
+pub const FAILING: Endings = Endings {
+    abrupt: false,
+    succeed: false,
+};
 
 /// A pause between or inside operations.
 #[derive(Clone, Copy, Debug)]
@@ -104,6 +161,7 @@ pub type Schedule = Vec<Actors>;
 #[derive(Clone, Copy, Debug)]
 pub struct Endings {
     abrupt: bool,
+    succeed: bool,
 }
 
 fn pause() -> impl Strategy<Value = Pause> {
@@ -123,8 +181,10 @@ fn attempt(endings: Endings) -> impl Strategy<Value = Attempt> {
             1 => Just(End::Cancel),
         ]
         .boxed()
-    } else {
+    } else if endings.succeed {
         prop_oneof![Just(End::Ok), Just(End::Err)].boxed()
+    } else {
+        Just(End::Err).boxed()
     };
     (pause(), any::<bool>(), pause(), end).prop_map(|(pause, spawned, work, end)| Attempt {
         pause,
@@ -493,12 +553,14 @@ impl<S: Subject> Run<S> {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
+/// Runs `schedule` against a fresh `S` and checks the six properties, for
+/// a proptest property.
+pub fn run_schedule<S: Subject + Default>(schedule: &Schedule) -> Result<(), TestCaseError> {
+    check_schedule::<S>(schedule).map_err(|violation| TestCaseError::fail(violation.to_string()))
 }
 
-/// Runs `schedule` against a fresh `S` and checks the six properties.
-pub fn run_schedule<S: Subject + Default>(schedule: &Schedule) -> Result<(), TestCaseError> {
+/// Runs `schedule` against a fresh `S`; the first property it broke, if any.
+pub fn check_schedule<S: Subject + Default>(schedule: &Schedule) -> Result<(), Violation> {
     subject::quiet_task_panics();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -521,15 +583,19 @@ pub fn run_schedule<S: Subject + Default>(schedule: &Schedule) -> Result<(), Tes
     let verdict = runtime
         .block_on(async { tokio::time::timeout(BOUND, check_run(run.clone(), schedule)).await })
         .unwrap_or_else(|_| {
-            Err(format!(
-                "a schedule over ids 0..{ids} still running after {} s: an id is wedged \
-                 or a wait was never woken",
-                BOUND.as_secs()
+            // A run stuck on the timer is something left waiting forever.
+            Err(Violation::new(
+                Property::NoLostWakeup,
+                format!(
+                    "a schedule over ids 0..{ids} still running after {} s: an id is wedged \
+                     or a wait was never woken",
+                    BOUND.as_secs()
+                ),
             ))
         });
     // Shutting down drops whatever is stuck (a lost waiter, a spinning wait).
     runtime.shutdown_background();
-    verdict.map_err(TestCaseError::fail)
+    verdict
 }
 
 /// Drops its observer count when the observer's future ends or is dropped,
@@ -542,7 +608,7 @@ impl Drop for Alive {
     }
 }
 
-async fn check_run<S: Subject>(run: Arc<Run<S>>, schedule: &Schedule) -> Result<(), String> {
+async fn check_run<S: Subject>(run: Arc<Run<S>>, schedule: &Schedule) -> Result<(), Violation> {
     let ids: Vec<Id> = (0..schedule.len() as Id).collect();
     let mut mutators = Vec::new();
     let mut observers = Vec::new();
@@ -570,7 +636,9 @@ async fn check_run<S: Subject>(run: Arc<Run<S>>, schedule: &Schedule) -> Result<
         }
     }
     for mutator in mutators {
-        mutator.await.map_err(|e| format!("an actor failed: {e}"))?;
+        mutator
+            .await
+            .map_err(|e| Violation::new(Property::ActorFailed, format!("an actor failed: {e}")))?;
     }
     // Quiescence: every task still alive is an observer, so every spawned
     // attempt, its drop guard included, has ended.
@@ -594,16 +662,22 @@ async fn check_run<S: Subject>(run: Arc<Run<S>>, schedule: &Schedule) -> Result<
         states.push(state);
         // 3. Nothing is left `Working`.
         if state == TaskState::Working {
-            return Err(format!("id {id} is left Working after every task ended"));
+            return Err(Violation::new(
+                Property::NoneLeftWorking,
+                format!("id {id} is left Working after every task ended"),
+            ));
         }
         // 1 and 2. At most once per epoch; `Success` iff the epoch succeeded.
         let succeeded = at_most_once_per_epoch(&run.history.effects_of(id))
-            .map_err(|e| format!("id {id}: {e}"))?;
+            .map_err(|e| Violation::new(Property::OneSuccessPerEpoch, format!("id {id}: {e}")))?;
         if succeeded != (state == TaskState::Success) {
-            return Err(format!(
-                "id {id} reads {state:?} but its epoch has {} success: {:?}",
-                if succeeded { "a" } else { "no" },
-                run.history.effects_of(id)
+            return Err(Violation::new(
+                Property::SuccessIffEpochSucceeded,
+                format!(
+                    "id {id} reads {state:?} but its epoch has {} success: {:?}",
+                    if succeeded { "a" } else { "no" },
+                    run.history.effects_of(id)
+                ),
             ));
         }
     }
@@ -618,8 +692,9 @@ async fn check_run<S: Subject>(run: Arc<Run<S>>, schedule: &Schedule) -> Result<
             .filter(|&id| states[id as usize] == state)
             .collect();
         if listed != queried {
-            return Err(format!(
-                "list({state:?}) = {listed:?}, queries say {queried:?}"
+            return Err(Violation::new(
+                Property::ListingsAgree,
+                format!("list({state:?}) = {listed:?}, queries say {queried:?}"),
             ));
         }
         match state {
@@ -629,9 +704,9 @@ async fn check_run<S: Subject>(run: Arc<Run<S>>, schedule: &Schedule) -> Result<
         }
     }
     if run.subject.counts() != counts {
-        return Err(format!(
-            "counts {:?}, listings say {counts:?}",
-            run.subject.counts()
+        return Err(Violation::new(
+            Property::ListingsAgree,
+            format!("counts {:?}, listings say {counts:?}", run.subject.counts()),
         ));
     }
     // 5. No waiter sleeps forever. A waiter asleep inside `wait` with nothing
@@ -657,22 +732,38 @@ async fn check_run<S: Subject>(run: Arc<Run<S>>, schedule: &Schedule) -> Result<
         asleep = now;
         if let (Some((id, _)), STILL) = (asleep, checks) {
             let state = run.subject.query(id);
-            return Err(format!(
-                "a wait on id {id} sleeps forever; the id is {state:?}"
+            return Err(Violation::new(
+                Property::NoLostWakeup,
+                format!("a wait on id {id} sleeps forever; the id is {state:?}"),
             ));
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     // 6. Linearizability, per id.
-    check_all(&run.history.events())
-        .map_err(|(id, violation)| format!("id {id} is not linearizable:\n{violation}"))
+    check_all(&run.history.events()).map_err(|(id, violation)| {
+        Violation::new(
+            Property::Linearizable,
+            format!("id {id} is not linearizable:\n{violation}"),
+        )
+    })
+}
+
+/// A shrunk schedule that broke a property.
+#[derive(Debug)]
+pub struct Counterexample {
+    /// The property the shrunk schedule broke, and how.
+    pub violation: Violation,
+    pub schedule: Schedule,
+    /// The subject's name, the violation and the schedule as a table.
+    pub report: String,
 }
 
 /// Runs schedules against `S` until one fails; returns the shrunk schedule
 /// and the property it broke. A failure depends on thread timing, so each
 /// candidate runs a few times while shrinking, and counts as failing if
-/// any run fails.
-pub fn counterexample<S, T>(schedules: T, cases: u32) -> String
+/// any run fails; the property reported is the one the shrunk schedule
+/// broke in its failing run.
+pub fn counterexample<S, T>(schedules: T, cases: u32) -> Counterexample
 where
     S: Subject + Default,
     T: Strategy<Value = Schedule>,
@@ -685,16 +776,32 @@ where
     };
     let mut runner =
         TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    // The typed violation of every failing candidate, by its schedule:
+    // proptest keeps only a string.
+    let broken: Mutex<HashMap<String, Violation>> = Mutex::default();
     let result = subject::quietly(|| {
         runner.run(&schedules, |s| {
-            (0..4).try_for_each(|_| run_schedule::<S>(&s))
+            (0..4).try_for_each(|_| {
+                check_schedule::<S>(&s).map_err(|violation| {
+                    let reason = TestCaseError::fail(violation.to_string());
+                    lock(&broken).insert(format!("{s:?}"), violation);
+                    reason
+                })
+            })
         })
     });
     match result {
-        Err(TestError::Fail(reason, schedule)) => {
-            let report = format!("{}: {reason}\n{}", S::NAME, table(&schedule));
+        Err(TestError::Fail(_, schedule)) => {
+            let violation = lock(&broken)
+                .remove(&format!("{schedule:?}"))
+                .expect("the shrunk schedule failed, so its violation was kept");
+            let report = format!("{}: {violation}\n{}", S::NAME, table(&schedule));
             eprintln!("{report}");
-            report
+            Counterexample {
+                violation,
+                schedule,
+                report,
+            }
         }
         other => panic!("{}: no schedule broke a property: {other:?}", S::NAME),
     }

@@ -2,6 +2,7 @@
 //! global counter, and every side effect the tasks and revokes performed.
 use crate::linearizability::{Event, Operation};
 use crate::protocol::Id;
+use crate::subject::lock;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -54,13 +55,6 @@ impl History {
         effects.sort_by_key(|&(at, _)| at);
         effects.into_iter().map(|(_, effect)| effect).collect()
     }
-}
-
-/// Locks, ignoring poisoning: a panicking task must not hide the log.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Checks that an id's side effects read `(Succeeded Revoked)* Succeeded?`:

@@ -12,14 +12,19 @@
 //! - [`concurrent`]: random launch-fail-retry schedules and the six
 //!   properties every run must keep.
 //!
+//! The last two, built on proptest, are the default `checkers` feature; a
+//! tool that only needs the test helpers of [`subject`] turns it off.
+//!
 //! A backend is checked by implementing [`subject::Subject`] (plus
 //! `Default`, a fresh empty recorder) and calling
 //! [`sequential::check`] and [`concurrent::run_schedule`].
 
 pub mod bounded;
+#[cfg(feature = "checkers")]
 pub mod concurrent;
 pub mod history;
 pub mod linearizability;
 pub mod protocol;
+#[cfg(feature = "checkers")]
 pub mod sequential;
 pub mod subject;

@@ -16,11 +16,71 @@ use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::fmt;
 use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Mutex;
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// What disagreed with the spec.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+pub enum Kind {
+    /// A launch or a revoke answered otherwise than `spec::step`.
+    Response,
+    /// A query read another state than the spec's.
+    Query,
+    /// A quick query read another state than the spec's.
+    QuickQuery,
+    /// A listing differs from the ids the spec has in that state.
+    Listing,
+    /// The counts differ from the spec's.
+    Counts,
+    /// A woken `wait` returned another state than the id's.
+    WaitReturned,
+    /// A `wait` is still pending though the id is not `Working`.
+    WaitAsleep,
+    /// After a step, an id's state is not the spec's.
+    State,
+    /// Something else failed: the subject panicked where it must not, or
+    /// a released task never ended.
+    Other,
+}
+
+/// A disagreement with the spec: its kind, and the message the model
+/// test failed with.
+#[derive(Clone, Debug)]
+pub struct Mismatch {
+    pub kind: Kind,
+    pub detail: String,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.detail)
+    }
+}
+
+thread_local! {
+    /// The mismatch this thread's model test last failed with.
+    static LAST: RefCell<Option<Mismatch>> = const { RefCell::new(None) };
+}
+
+/// Fails the model test with a mismatch of `kind` unless `agrees`.
+#[track_caller]
+fn expect(kind: Kind, agrees: bool, detail: impl FnOnce() -> String) {
+    if !agrees {
+        let detail = detail();
+        LAST.set(Some(Mismatch {
+            kind,
+            detail: detail.clone(),
+        }));
+        panic!("{kind:?}: {detail}");
+    }
+}
 
 /// Ids `0..IDS`.
 pub const IDS: usize = 3;
@@ -309,17 +369,18 @@ impl<S: Subject> Sut<S> {
         for (id, waiter) in std::mem::take(&mut self.waiters) {
             let state = phases[id as usize].state();
             if waiter.is_finished() {
-                let returned = self
-                    .waiters_runtime
-                    .block_on(waiter)
-                    .expect("wait panicked");
-                assert_eq!(returned, state, "wait({id}) returned {returned:?}");
+                let returned = self.waiters_runtime.block_on(waiter);
+                expect(Kind::Other, returned.is_ok(), || {
+                    format!("wait({id}) panicked: {returned:?}")
+                });
+                let returned = returned.expect("checked above");
+                expect(Kind::WaitReturned, returned == state, || {
+                    format!("wait({id}) returned {returned:?}, the id is {state:?}")
+                });
             } else {
-                assert_eq!(
-                    state,
-                    TaskState::Working,
-                    "wait({id}) still pending though the id is {state:?}"
-                );
+                expect(Kind::WaitAsleep, state == TaskState::Working, || {
+                    format!("wait({id}) still pending though the id is {state:?}")
+                });
                 self.waiters.push((id, waiter));
             }
         }
@@ -355,7 +416,10 @@ impl<S: Subject + Default> StateMachineTest for Model<S> {
         match step {
             Step::Launch(id, launcher) => {
                 let response = sut.launch(id, launcher);
-                assert_eq!(response, expected(id, Op::Launch), "{step:?}");
+                let spec = expected(id, Op::Launch);
+                expect(Kind::Response, response == spec, || {
+                    format!("{step:?} answered {response:?}, the spec {spec:?}")
+                });
             }
             Step::End(id, end) => {
                 let attempt = sut.attempts.remove(&id).expect("an attempt runs");
@@ -363,7 +427,10 @@ impl<S: Subject + Default> StateMachineTest for Model<S> {
             }
             Step::BeginRevoke(id) => {
                 let response = sut.begin_revoke(id);
-                assert_eq!(response, expected(id, Op::BeginRevoke), "{step:?}");
+                let spec = expected(id, Op::BeginRevoke);
+                expect(Kind::Response, response == spec, || {
+                    format!("{step:?} answered {response:?}, the spec {spec:?}")
+                });
             }
             Step::EndRevoke(id, end) => {
                 let revoke = sut.revokes.remove(&id).expect("a revoke runs");
@@ -371,11 +438,17 @@ impl<S: Subject + Default> StateMachineTest for Model<S> {
             }
             Step::Query(id) => {
                 let state = sut.subject.query(id);
-                assert_eq!(state, before[id as usize].state(), "{step:?}");
+                let spec = before[id as usize].state();
+                expect(Kind::Query, state == spec, || {
+                    format!("{step:?} read {state:?}, the spec {spec:?}")
+                });
             }
             Step::QuickQuery(id) => {
                 let state = sut.subject.query_quick(id);
-                assert_eq!(state, before[id as usize].quick_state(), "{step:?}");
+                let spec = before[id as usize].quick_state();
+                expect(Kind::QuickQuery, state == spec, || {
+                    format!("{step:?} read {state:?}, the spec {spec:?}")
+                });
             }
             Step::Wait(id) => {
                 let subject = sut.subject.clone();
@@ -394,7 +467,9 @@ impl<S: Subject + Default> StateMachineTest for Model<S> {
                         .filter(|&id| before[id as usize].state() == state)
                         .collect()
                 };
-                assert_eq!(listed, expected, "{step:?}");
+                expect(Kind::Listing, listed == expected, || {
+                    format!("{step:?} listed {listed:?}, the spec {expected:?}")
+                });
             }
             Step::Counts => {
                 let count = |state| before.iter().filter(|p| p.state() == state).count();
@@ -403,7 +478,10 @@ impl<S: Subject + Default> StateMachineTest for Model<S> {
                     success: count(TaskState::Success),
                     failed: count(TaskState::Failed),
                 };
-                assert_eq!(sut.subject.counts(), expected, "{step:?}");
+                let counts = sut.subject.counts();
+                expect(Kind::Counts, counts == expected, || {
+                    format!("{step:?} counted {counts:?}, the spec {expected:?}")
+                });
             }
         }
         sut.check_waiters(after);
@@ -414,7 +492,10 @@ impl<S: Subject + Default> StateMachineTest for Model<S> {
     fn check_invariants(sut: &Sut<S>, phases: &Phases) {
         for id in 0..IDS as Id {
             let state = sut.subject.query(id);
-            assert_eq!(state, phases[id as usize].state(), "state of {id}");
+            let spec = phases[id as usize].state();
+            expect(Kind::State, state == spec, || {
+                format!("after the step, id {id} reads {state:?}, the spec {spec:?}")
+            });
         }
     }
 
@@ -428,9 +509,19 @@ impl<S: Subject + Default> StateMachineTest for Model<S> {
 /// Steps per sequence.
 pub const STEPS: std::ops::Range<usize> = 1..40;
 
+/// A shrunk sequence the subject disagreed with the spec on.
+#[derive(Debug)]
+pub struct Counterexample {
+    /// The first disagreement of the shrunk sequence.
+    pub mismatch: Mismatch,
+    pub steps: Vec<Step>,
+    /// The subject's name, the mismatch and the steps as a table.
+    pub report: String,
+}
+
 /// Runs the model test against `S`, which must fail; returns the shrunk
-/// sequence and the first mismatch, as a step table.
-pub fn counterexample<S: Subject + Default>() -> String {
+/// sequence and its first mismatch with the spec.
+pub fn counterexample<S: Subject + Default>() -> Counterexample {
     let config = Config {
         cases: 512,
         failure_persistence: None,
@@ -440,23 +531,45 @@ pub fn counterexample<S: Subject + Default>() -> String {
         config.clone(),
         TestRng::deterministic_rng(RngAlgorithm::ChaCha),
     );
+    // The typed mismatch of every failing candidate, by its steps: proptest
+    // keeps only a string.
+    let broken: Mutex<HashMap<String, Mismatch>> = Mutex::default();
     let result = subject::quietly(|| {
         runner.run(
             &Spec::sequential_strategy(STEPS),
             |(phases, steps, seen)| {
-                Model::<S>::test_sequential(config.clone(), phases, steps, seen);
+                let key = format!("{steps:?}");
+                LAST.take();
+                let ran = catch_unwind(AssertUnwindSafe(|| {
+                    Model::<S>::test_sequential(config.clone(), phases, steps, seen)
+                }));
+                if let Err(panic) = ran {
+                    let mismatch = LAST.take().unwrap_or_else(|| Mismatch {
+                        kind: Kind::Other,
+                        detail: subject::panic_message(&*panic),
+                    });
+                    subject::lock(&broken).insert(key, mismatch);
+                    resume_unwind(panic);
+                }
                 Ok(())
             },
         )
     });
     match result {
-        Err(TestError::Fail(reason, (_, steps, _))) => {
-            let mut table = format!("{} — {reason}\n| # | step |\n|---|------|\n", S::NAME);
+        Err(TestError::Fail(_, (_, steps, _))) => {
+            let mismatch = subject::lock(&broken)
+                .remove(&format!("{steps:?}"))
+                .expect("the shrunk sequence failed, so its mismatch was kept");
+            let mut report = format!("{} — {mismatch}\n| # | step |\n|---|------|\n", S::NAME);
             for (i, step) in steps.iter().enumerate() {
-                table += &format!("| {} | {step:?} |\n", i + 1);
+                report += &format!("| {} | {step:?} |\n", i + 1);
             }
-            eprintln!("{table}");
-            table
+            eprintln!("{report}");
+            Counterexample {
+                mismatch,
+                steps,
+                report,
+            }
         }
         other => panic!(
             "{}: the model test found no counterexample: {other:?}",

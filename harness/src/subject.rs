@@ -1,6 +1,11 @@
 //! The system under test of the proptest properties: the real recorder with
 //! its whole API, or any `Protocol` (the known-bad ones, the mutants), with
 //! the operations it lacks built from the ones it has.
+//!
+//! It is also the one home of the helpers every test side shares: a lock
+//! that ignores poisoning ([`lock`]), one poll with a no-op waker
+//! ([`poll_once`]), [`CatchUnwind`], and tasks that panic on purpose without
+//! printing ([`task_panic`]).
 
 use crate::protocol::{Id, Protocol, RevokeError};
 use async_tasks_recorder::{AsyncTasksRecorder, StateCounts, TaskState};
@@ -8,8 +13,8 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, Once};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::task::{Context, Poll, Waker};
 use tokio::sync::oneshot;
 
 /// Cases per run: `PROPTEST_CASES`, or `quick` for a plain `cargo test`.
@@ -166,20 +171,44 @@ where
 type Report<E> = Arc<Mutex<Option<oneshot::Sender<Result<(), E>>>>>;
 
 fn send<E>(report: &Report<E>, result: Result<(), E>) {
-    let sender = report.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let sender = lock(report).take();
     if let Some(sender) = sender {
         let _ = sender.send(result);
     }
 }
+
+/// Locks a std mutex of the checkers, ignoring poisoning: a task that
+/// panics on purpose must not hide a log or a report. (The library's own
+/// locks go through `async_tasks_recorder::sync::lock`.)
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Polls `future` once, with a waker that does nothing.
+pub fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut Context::from_waker(Waker::noop()))
+}
+
 /// Polls a future that never waits, once.
 fn poll_ready<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(std::task::Waker::noop()))
-    {
+    match poll_once(std::pin::pin!(future)) {
         Poll::Ready(output) => output,
         Poll::Pending => panic!("a query waited"),
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else if payload.is::<TaskPanic>() {
+        "a task panicked on purpose".to_owned()
+    } else {
+        "<non-text panic payload>".to_owned()
     }
 }
 
@@ -226,7 +255,7 @@ pub fn quiet_task_panics() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let quiet = info.payload().downcast_ref::<TaskPanic>().is_some() || QUIET.get();
+            let quiet = info.payload().is::<TaskPanic>() || QUIET.get();
             if !quiet {
                 previous(info);
             }

@@ -8,12 +8,12 @@
 //! violation's message and trace, or a failure if there was none).
 #![allow(dead_code)]
 
-use std::any::Any;
+use async_tasks_recorder_harness::subject::{lock, panic_message};
 use std::fmt::Display;
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What one thread of a model did, in the order the interleaving ran it.
@@ -46,7 +46,7 @@ impl Trace {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
-        self.events.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.events)
     }
 }
 
@@ -120,7 +120,7 @@ fn run<M>(bound: usize, trace: Trace, counter: Arc<AtomicUsize>, model: M) -> Du
 where
     M: Fn(&Trace) + Send + Sync + 'static,
 {
-    let _turn = EXPLORING.lock().unwrap_or_else(PoisonError::into_inner);
+    let _turn = lock(&EXPLORING);
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(bound);
     let start = Instant::now();
@@ -130,17 +130,6 @@ where
         model(&trace);
     });
     start.elapsed()
-}
-
-/// The text of a panic payload.
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "<non-text panic payload>".to_owned()
-    }
 }
 
 /// Writes one line straight to stdout. libtest captures `println!` of

@@ -1,217 +1,358 @@
-//! Test-only mutants of the recorder's protocol, each with one seeded defect
-//! that a proptest property must catch. Both share a plain mutex-guarded
-//! table that applies `spec::step` and settles every launch and revoke from a
-//! drop guard, so the seeded defect is the only one.
+//! One family of mutants of the recorder's protocol, each with one seeded
+//! defect that the checkers must catch.
+//!
+//! Every member is [`Mutant`] over a [`Steps`] type. The shared base,
+//! [`Base`], is `src/table.rs` rebuilt on the crate's own shim (scc's map,
+//! the crate's `Signal`, and under `--cfg loom` their loom builds), and every
+//! accepted launch and revoke is settled by the crate's real drop guard,
+//! [`Settle`]. `Steps` names the steps a mutant may change; each default
+//! method is the real step, and each mutant overrides exactly one, so the
+//! seeded defect is the only one. [`Faithful`] overrides none: the checkers
+//! run it too, and must pass it, or a bite proves nothing.
+//!
+//! - [`SplitLaunch`]: the launch checks the phase, then claims `Working` in a
+//!   second section, from the phase it read.
+//! - [`LostWakeup`]: `wait` reads `Working`, then registers on the signal in
+//!   a second section without checking the phase again.
+//! - [`StaleSuccessList`]: the index behind `list(Success)` never drops an
+//!   id, so a revoked id stays listed.
 #![allow(dead_code)]
 
-use super::protocols::{Id, Protocol, RevokeError};
+use super::protocols::{Id, Protocol, RevokeError, yield_now};
+use async_tasks_recorder::Finishes;
+use async_tasks_recorder::Settle;
 use async_tasks_recorder::TaskState;
+use async_tasks_recorder::signal::Signal;
 use async_tasks_recorder::spec::{self, Op, Outcome, Phase, Response, RevokeRefusal};
-use std::collections::{HashMap, HashSet};
+use async_tasks_recorder::sync::{Arc, DefaultHashBuilder, HashMap};
+use scc::hash_map::Entry;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::marker::PhantomData;
 
-#[derive(Default)]
-struct Table {
-    phases: Mutex<HashMap<Id, Phase>>,
+/// What the base stores for an id that is not `NotFound`, as in `src/table.rs`.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    phase: Phase,
+    /// Whether `waiters` holds a signal for this id; only while `Working`.
+    waited: bool,
 }
 
-impl Table {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Id, Phase>> {
-        self.phases.lock().unwrap_or_else(|p| p.into_inner())
+/// `src/table.rs` on the shim: one entry per recorded id, the signal of
+/// each waited-on `Working` id, and an index of the ids that read `Success`
+/// for `list(Success)`, kept inside the id's entry section in the same lock
+/// order (`phases` entry, then the others).
+#[derive(Default)]
+pub struct Base {
+    phases: HashMap<Id, Slot, DefaultHashBuilder>,
+    waiters: HashMap<Id, Arc<Signal>, DefaultHashBuilder>,
+    succeeded: HashMap<Id, (), DefaultHashBuilder>,
+}
+
+/// The steps of the protocol a mutant may change. Each default is the real
+/// step; a mutant overrides exactly one.
+pub trait Steps: Send + Sync + 'static {
+    /// A name for reports.
+    const NAME: &'static str;
+
+    /// The launch transition: `Ok` when this caller now owns `Working`.
+    fn launch(base: &Base, id: Id) -> impl Future<Output = Result<(), TaskState>> + Send {
+        std::future::ready(base.launch::<Self>(id))
     }
 
-    fn apply(&self, id: Id, op: Op) -> Response {
-        let mut phases = self.lock();
-        let phase = phases.get(&id).copied().unwrap_or(Phase::NotFound);
-        let (next, response) = spec::step(phase, op);
-        if next == Phase::NotFound {
-            phases.remove(&id);
-        } else {
-            phases.insert(id, next);
+    /// Resolves once the id is not `Working`, with its state then.
+    fn wait(base: &Base, id: Id) -> impl Future<Output = TaskState> + Send {
+        base.wait::<Self>(id)
+    }
+
+    /// Keeps the `Success` index in step with a transition `from` → `to`,
+    /// inside the id's entry section.
+    fn index(base: &Base, id: Id, from: Phase, to: Phase) {
+        base.index(id, from, to);
+    }
+}
+
+/// Whether an id in `phase` is listed under `Success`.
+fn listed_as_success(phase: Phase) -> bool {
+    phase.state() == TaskState::Success
+}
+
+impl Base {
+    /// Applies `op` to `id` in one section of its entry, as
+    /// `src/table.rs:Table::apply` does, and fires the signal of a waited-on
+    /// `Working` period that ends, after the section.
+    fn apply<M: Steps + ?Sized>(&self, id: Id, op: Op) -> Response {
+        let (response, signal) = self.in_section::<M>(id, |phase| spec::step(phase, op));
+        if let Some(signal) = signal {
+            if let Err(panic) = signal.fire() {
+                std::panic::resume_unwind(panic);
+            }
         }
         response
     }
 
+    /// Runs `step` on the id's phase inside its entry section, writes the
+    /// phase it returns (removing the entry for `NotFound`), and takes the
+    /// signal when a waited-on `Working` period ends.
+    fn in_section<M: Steps + ?Sized>(
+        &self,
+        id: Id,
+        step: impl FnOnce(Phase) -> (Phase, Response),
+    ) -> (Response, Option<Arc<Signal>>) {
+        let apply = |slot: &mut Slot| {
+            let from = slot.phase;
+            let (next, response) = step(from);
+            slot.phase = next;
+            M::index(self, id, from, next);
+            let signal = if slot.waited && next != Phase::Working {
+                slot.waited = false;
+                self.waiters.remove_sync(&id).map(|(_, signal)| signal)
+            } else {
+                None
+            };
+            (response, signal)
+        };
+        match self.phases.entry_sync(id) {
+            Entry::Occupied(mut entry) => {
+                let done = apply(entry.get_mut());
+                if entry.get().phase == Phase::NotFound {
+                    let _ = entry.remove_entry();
+                }
+                done
+            }
+            Entry::Vacant(entry) => {
+                let mut slot = Slot {
+                    phase: Phase::NotFound,
+                    waited: false,
+                };
+                let done = apply(&mut slot);
+                if slot.phase != Phase::NotFound {
+                    entry.insert_entry(slot);
+                }
+                done
+            }
+        }
+    }
+
+    fn launch<M: Steps + ?Sized>(&self, id: Id) -> Result<(), TaskState> {
+        match self.apply::<M>(id, Op::Launch) {
+            Response::LaunchRefused(state) => Err(state),
+            _ => Ok(()),
+        }
+    }
+
     fn phase(&self, id: Id) -> Phase {
-        self.lock().get(&id).copied().unwrap_or(Phase::NotFound)
+        self.phases
+            .read_sync(&id, |_, slot| slot.phase)
+            .unwrap_or(Phase::NotFound)
     }
 
-    fn list(&self, state: TaskState) -> Vec<Id> {
-        self.lock()
-            .iter()
-            .filter(|(_, phase)| phase.state() == state)
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
-    async fn wait(&self, id: Id) -> TaskState {
+    /// `src/table.rs:Table::wait_on` and the recorder's `wait`: registers
+    /// only inside a section that sees `Working`.
+    async fn wait<M: Steps + ?Sized>(&self, id: Id) -> TaskState {
         loop {
             let state = self.phase(id).state();
             if state != TaskState::Working {
                 return state;
             }
-            tokio::task::yield_now().await;
+            let signal = self.phases.update_sync(&id, |id, slot| match slot.phase {
+                Phase::Working => {
+                    slot.waited = true;
+                    let signal = self.waiters.entry_sync(*id).or_default();
+                    Ok(signal.get().clone())
+                }
+                phase => Err(phase.state()),
+            });
+            match signal {
+                Some(Ok(signal)) => Signal::fired(signal).await,
+                Some(Err(state)) => return state,
+                None => return TaskState::NotFound,
+            }
         }
     }
 
-    async fn revoke_block<F>(
-        &self,
-        id: Id,
-        revoke: F,
-        revoked: impl FnOnce(),
-    ) -> Result<(), RevokeError>
+    fn index(&self, id: Id, from: Phase, to: Phase) {
+        match (listed_as_success(from), listed_as_success(to)) {
+            (false, true) => {
+                let _ = self.succeeded.insert_sync(id, ());
+            }
+            (true, false) => {
+                self.succeeded.remove_sync(&id);
+            }
+            _ => {}
+        }
+    }
+
+    fn list(&self, state: TaskState) -> Vec<Id> {
+        let mut ids = Vec::new();
+        if state == TaskState::Success {
+            self.succeeded.iter_sync(|id, ()| {
+                ids.push(*id);
+                true
+            });
+        } else {
+            self.phases.iter_sync(|id, slot| {
+                if slot.phase.state() == state {
+                    ids.push(*id);
+                }
+                true
+            });
+        }
+        ids
+    }
+}
+
+/// A member of the family: the base with the steps of `M`.
+pub struct Mutant<M> {
+    base: Arc<Base>,
+    steps: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for Mutant<M> {
+    fn clone(&self) -> Self {
+        Mutant {
+            base: self.base.clone(),
+            steps: PhantomData,
+        }
+    }
+}
+
+impl<M> Default for Mutant<M> {
+    fn default() -> Self {
+        Mutant {
+            base: Arc::default(),
+            steps: PhantomData,
+        }
+    }
+}
+
+/// The drop guard's finishing section: the base's, with `M`'s steps.
+impl<M: Steps> Finishes<Id> for Mutant<M> {
+    fn finish(&self, id: &Id, op: Op) -> Option<Arc<Signal>> {
+        self.base
+            .in_section::<M>(*id, |phase| spec::step(phase, op))
+            .1
+    }
+}
+
+impl<M: Steps> Protocol for Mutant<M> {
+    const NAME: &'static str = M::NAME;
+
+    async fn launch_block<F>(&self, id: Id, task: F) -> Result<Result<(), ()>, TaskState>
     where
-        F: Future<Output = Result<(), ()>>,
+        F: Future<Output = Result<(), ()>> + Send,
     {
-        match self.apply(id, Op::BeginRevoke) {
+        M::launch(&self.base, id).await?;
+        let attempt = Settle::new(self, id, Op::Finish);
+        let output = task.await;
+        attempt.settle(Outcome::of(&output));
+        Ok(output)
+    }
+
+    fn query(&self, id: Id) -> TaskState {
+        self.base.phase(id).state()
+    }
+
+    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
+    where
+        F: Future<Output = Result<(), ()>> + Send,
+    {
+        match self.base.apply::<M>(id, Op::BeginRevoke) {
             Response::Accepted => {}
             Response::RevokeRefused(RevokeRefusal::Revoking) => return Err(RevokeError::Revoking),
             _ => return Err(RevokeError::NotSuccess),
         }
-        let settle = Settle::new(self, id, Op::FinishRevoke);
+        let revoking = Settle::new(self, id, Op::FinishRevoke);
         let output = revoke.await;
-        settle.settle(Outcome::of(&output));
-        if output.is_ok() {
-            revoked();
-        }
+        revoking.settle(Outcome::of(&output));
         output.map_err(|()| RevokeError::TaskError)
     }
-}
 
-/// Applies the finishing operation when dropped: `Err` unless settled.
-struct Settle<'a> {
-    table: &'a Table,
-    id: Id,
-    finish: fn(Outcome) -> Op,
-    outcome: Outcome,
-}
-
-impl<'a> Settle<'a> {
-    fn new(table: &'a Table, id: Id, finish: fn(Outcome) -> Op) -> Self {
-        Settle {
-            table,
-            id,
-            finish,
-            outcome: Outcome::Err,
-        }
+    async fn wait(&self, id: Id) -> TaskState {
+        M::wait(&self.base, id).await
     }
 
-    fn settle(mut self, outcome: Outcome) {
-        self.outcome = outcome;
+    fn list(&self, state: TaskState) -> Vec<Id> {
+        self.base.list(state)
     }
 }
 
-impl Drop for Settle<'_> {
-    fn drop(&mut self) {
-        self.table.apply(self.id, (self.finish)(self.outcome));
-    }
+/// The base with every real step: the control of the family.
+pub type Faithful = Mutant<Real>;
+
+/// No step overridden.
+pub struct Real;
+
+impl Steps for Real {
+    const NAME: &'static str = "the mutants' base, no step changed";
 }
 
-/// Mutant: a launch reads the phase and claims `Working` in two separate
-/// critical sections, so two launchers can both claim one epoch.
-#[derive(Clone, Default)]
-pub struct SplitLaunch {
-    table: Arc<Table>,
-}
+/// Mutant: a launch reads the phase and claims in two separate sections,
+/// so two launchers can both claim one epoch.
+pub type SplitLaunch = Mutant<SplitLaunchSteps>;
 
-impl Protocol for SplitLaunch {
+pub struct SplitLaunchSteps;
+
+impl Steps for SplitLaunchSteps {
     const NAME: &'static str = "mutant: launch checks, then claims";
 
-    async fn launch_block<F>(&self, id: Id, task: F) -> Result<Result<(), ()>, TaskState>
-    where
-        F: Future<Output = Result<(), ()>> + Send,
-    {
-        let phase = self.table.phase(id);
-        if let (_, Response::LaunchRefused(state)) = spec::step(phase, Op::Launch) {
+    async fn launch(base: &Base, id: Id) -> Result<(), TaskState> {
+        let checked = base.phase(id);
+        if let (_, Response::LaunchRefused(state)) = spec::step(checked, Op::Launch) {
             return Err(state);
         }
-        // MUTANT: the claim is a blind write in a second critical section,
-        // after an await that lets another launcher check too.
-        tokio::task::yield_now().await;
-        self.table.lock().insert(id, Phase::Working);
-        let settle = Settle::new(&self.table, id, Op::Finish);
-        let output = task.await;
-        settle.settle(Outcome::of(&output));
-        Ok(output)
-    }
-
-    fn query(&self, id: Id) -> TaskState {
-        self.table.phase(id).state()
-    }
-
-    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
-    where
-        F: Future<Output = Result<(), ()>> + Send,
-    {
-        self.table.revoke_block(id, revoke, || {}).await
-    }
-
-    async fn wait(&self, id: Id) -> TaskState {
-        self.table.wait(id).await
-    }
-
-    fn list(&self, state: TaskState) -> Vec<Id> {
-        self.table.list(state)
+        // MUTANT: the claim is a second section, which applies the launch
+        // to the phase read in the first, after a pause that lets another
+        // launcher check too.
+        yield_now().await;
+        base.in_section::<Self>(id, |_| spec::step(checked, Op::Launch));
+        Ok(())
     }
 }
 
-/// Mutant: successes are also indexed for listing, and a completed revoke
-/// forgets to take the id out of that index.
-#[derive(Clone, Default)]
-pub struct StaleSuccessList {
-    table: Arc<Table>,
-    succeeded: Arc<Mutex<HashSet<Id>>>,
+/// Mutant: `wait` reads the phase and, if `Working`, registers on the signal
+/// in a second section, after a pause, without checking the phase again. A
+/// finish in between leaves it asleep.
+pub type LostWakeup = Mutant<LostWakeupSteps>;
+
+pub struct LostWakeupSteps;
+
+impl Steps for LostWakeupSteps {
+    const NAME: &'static str = "mutant: wait registers without re-checking";
+
+    async fn wait(base: &Base, id: Id) -> TaskState {
+        loop {
+            let state = base.phase(id).state();
+            if state != TaskState::Working {
+                return state;
+            }
+            // MUTANT: registers in a second section, after a pause that
+            // lets the attempt finish, without re-checking the phase.
+            yield_now().await;
+            let signal = base.phases.update_sync(&id, |id, slot| {
+                slot.waited = true;
+                base.waiters.entry_sync(*id).or_default().get().clone()
+            });
+            let Some(signal) = signal else {
+                return TaskState::NotFound;
+            };
+            Signal::fired(signal).await;
+        }
+    }
 }
 
-impl Protocol for StaleSuccessList {
+/// Mutant: the `Success` index gains every id that succeeds and loses none,
+/// so a completed revoke leaves its id listed as `Success`.
+pub type StaleSuccessList = Mutant<StaleSuccessListSteps>;
+
+pub struct StaleSuccessListSteps;
+
+impl Steps for StaleSuccessListSteps {
     const NAME: &'static str = "mutant: revoke leaves the id listed as Success";
 
-    async fn launch_block<F>(&self, id: Id, task: F) -> Result<Result<(), ()>, TaskState>
-    where
-        F: Future<Output = Result<(), ()>> + Send,
-    {
-        if let Response::LaunchRefused(state) = self.table.apply(id, Op::Launch) {
-            return Err(state);
-        }
-        let settle = Settle::new(&self.table, id, Op::Finish);
-        let output = task.await;
-        if output.is_ok() {
-            self.succeeded
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id);
-        }
-        settle.settle(Outcome::of(&output));
-        Ok(output)
-    }
-
-    fn query(&self, id: Id) -> TaskState {
-        self.table.phase(id).state()
-    }
-
-    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
-    where
-        F: Future<Output = Result<(), ()>> + Send,
-    {
-        // MUTANT: nothing removes `id` from `succeeded` once revoked.
-        self.table.revoke_block(id, revoke, || {}).await
-    }
-
-    async fn wait(&self, id: Id) -> TaskState {
-        self.table.wait(id).await
-    }
-
-    fn list(&self, state: TaskState) -> Vec<Id> {
-        match state {
-            TaskState::Success => self
-                .succeeded
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .copied()
-                .collect(),
-            state => self.table.list(state),
+    fn index(base: &Base, id: Id, from: Phase, to: Phase) {
+        // MUTANT: nothing takes an id out of the index.
+        if !listed_as_success(from) && listed_as_success(to) {
+            let _ = base.succeeded.insert_sync(id, ());
         }
     }
 }

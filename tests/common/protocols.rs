@@ -8,17 +8,21 @@
 //! - [`AllSet202`]: async_tasks_recorder 2.0.2. A launch refused for
 //!   `Success` leaves the id in `working`: it reads `Working` forever. A
 //!   refused revoke leaves it in `revoking`: no revoke ever goes through.
-//! - [`LostWakeup`]: our table with a mutant `wait` that checks the state,
-//!   then registers for the signal without checking again.
+//! - [`KeepsWakers`]: the recorder with a `wait` whose wakers outlive it
+//!   until the attempt ends, as before dropping a wait removed its waker.
+//!
+//! They model the published crates (and the old waker leak) as they are. The
+//! mutants of our own protocol, each one defect away from it, are
+//! `tests/common/mutants.rs`.
 #![allow(dead_code)]
 #[allow(unused_imports)]
 pub use async_tasks_recorder_harness::protocol::{Id, Protocol, RevokeError, recorder};
 
+use async_tasks_recorder::AsyncTasksRecorder;
 use async_tasks_recorder::TaskState;
-use async_tasks_recorder::signal::Signal;
-use async_tasks_recorder::spec::{self, Op, Outcome, Phase, Response};
-use async_tasks_recorder::sync::{Arc, DefaultHashBuilder, HashMap};
+use async_tasks_recorder::sync::{Arc, DefaultHashBuilder, HashMap, Mutex, lock};
 use std::future::Future;
+use std::task::Waker;
 
 type Set = HashMap<Id, (), DefaultHashBuilder>;
 
@@ -52,7 +56,7 @@ async fn poll_until_done(query: impl Fn() -> TaskState) -> TaskState {
 }
 
 /// Gives other threads a turn: loom's yield under loom, the runtime's otherwise.
-async fn yield_now() {
+pub async fn yield_now() {
     #[cfg(loom)]
     loom::thread::yield_now();
     #[cfg(not(loom))]
@@ -235,124 +239,64 @@ impl Protocol for AllSet202 {
     }
 }
 
-/// One slot per id, as in `src/table.rs`: the phase, and whether a signal
-/// waits in `waiters`.
-#[derive(Clone, Copy)]
-struct Slot {
-    phase: Phase,
-    waited: bool,
+/// The recorder with the waker leak of its first `wait`: every waker a wait
+/// is polled with stays registered until an attempt ends, even after the
+/// wait was dropped (the latch kept one slot per started wait, and only the
+/// firing emptied the list).
+#[derive(Clone)]
+pub struct KeepsWakers {
+    recorder: AsyncTasksRecorder<Id>,
+    kept: Arc<Mutex<Vec<Waker>>>,
 }
 
-/// Our table's protocol, rebuilt on the shim (`phases` and `waiters`, the
-/// signal taken and fired when a waited-on `Working` period ends), with a
-/// mutant `wait`: it reads the phase, and if `Working` registers in a
-/// second, separate section without checking the phase again.
-#[derive(Clone, Default)]
-pub struct LostWakeup {
-    maps: Arc<(HashMap<Id, Slot>, Waiters)>,
-}
-
-/// The signal of each waited-on `Working` id.
-type Waiters = HashMap<Id, Arc<Signal>>;
-
-impl LostWakeup {
-    fn phases(&self) -> &HashMap<Id, Slot> {
-        &self.maps.0
-    }
-
-    fn waiters(&self) -> &Waiters {
-        &self.maps.1
-    }
-
-    fn apply(&self, id: Id, op: Op) -> Response {
-        let mut entry = self.phases().entry_sync(id).or_insert(Slot {
-            phase: Phase::NotFound,
-            waited: false,
-        });
-        let slot = entry.get_mut();
-        let (next, response) = spec::step(slot.phase, op);
-        slot.phase = next;
-        let signal = if slot.waited && next != Phase::Working {
-            slot.waited = false;
-            self.waiters().remove_sync(&id).map(|(_, signal)| signal)
-        } else {
-            None
-        };
-        drop(entry);
-        if let Some(signal) = signal {
-            signal.fire();
+impl Default for KeepsWakers {
+    fn default() -> Self {
+        KeepsWakers {
+            recorder: recorder(),
+            kept: Arc::default(),
         }
-        response
-    }
-
-    fn phase(&self, id: Id) -> Phase {
-        self.phases()
-            .read_sync(&id, |_, slot| slot.phase)
-            .unwrap_or(Phase::NotFound)
     }
 }
 
-impl Protocol for LostWakeup {
-    const NAME: &'static str = "lost-wake-up mutant of wait";
+impl Protocol for KeepsWakers {
+    const NAME: &'static str = "wait that keeps the wakers of dropped waits";
 
     async fn launch_block<F>(&self, id: Id, task: F) -> Result<Result<(), ()>, TaskState>
     where
         F: Future<Output = Result<(), ()>> + Send,
     {
-        if let Response::LaunchRefused(state) = self.apply(id, Op::Launch) {
-            return Err(state);
-        }
-        let output = task.await;
-        self.apply(id, Op::Finish(Outcome::of(&output)));
-        Ok(output)
+        let launched = Protocol::launch_block(&self.recorder, id, task).await;
+        // The attempt ended: the firing takes the list and wakes it.
+        let kept = std::mem::take(&mut *lock(&self.kept));
+        kept.into_iter().for_each(Waker::wake);
+        launched
     }
 
     fn query(&self, id: Id) -> TaskState {
-        self.phase(id).state()
+        self.recorder.query(id)
     }
 
     async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
     where
         F: Future<Output = Result<(), ()>> + Send,
     {
-        match self.apply(id, Op::BeginRevoke) {
-            Response::Accepted => {}
-            Response::RevokeRefused(spec::RevokeRefusal::Revoking) => {
-                return Err(RevokeError::Revoking);
-            }
-            _ => return Err(RevokeError::NotSuccess),
-        }
-        let output = revoke.await;
-        self.apply(id, Op::FinishRevoke(Outcome::of(&output)));
-        output.map_err(|()| RevokeError::TaskError)
+        self.recorder.revoke_block(id, revoke).await
     }
 
     async fn wait(&self, id: Id) -> TaskState {
-        loop {
-            let state = self.query(id);
-            if state != TaskState::Working {
-                return state;
+        let mut wait = std::pin::pin!(Protocol::wait(&self.recorder, id));
+        std::future::poll_fn(|cx| {
+            let polled = wait.as_mut().poll(cx);
+            if polled.is_pending() {
+                // MUTANT: a clone of the waker outlives the wait.
+                lock(&self.kept).push(cx.waker().clone());
             }
-            // MUTANT: registers without re-checking the phase under the lock.
-            let signal = self.phases().update_sync(&id, |id, slot| {
-                slot.waited = true;
-                self.waiters().entry_sync(*id).or_default().get().clone()
-            });
-            let Some(signal) = signal else {
-                return TaskState::NotFound;
-            };
-            Signal::fired(signal).await;
-        }
+            polled
+        })
+        .await
     }
 
     fn list(&self, state: TaskState) -> Vec<Id> {
-        let mut ids = Vec::new();
-        self.phases().iter_sync(|id, slot| {
-            if slot.phase.state() == state {
-                ids.push(*id);
-            }
-            true
-        });
-        ids
+        self.recorder.list(state)
     }
 }

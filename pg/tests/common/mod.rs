@@ -1,0 +1,52 @@
+//! One throwaway cluster per test binary, one table per test.
+#![allow(dead_code)]
+
+use async_tasks_recorder_pg::cluster::Cluster;
+use async_tasks_recorder_pg::{Config, Key, PgRecorder, Statements};
+use std::future::Future;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// The binary's cluster. A static is never dropped: the cluster's watchdog
+/// stops the server when this process exits.
+pub fn cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| Cluster::start().unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// A fresh table name, unique in this binary.
+pub fn table(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}_{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn settings(lease: Duration) -> Config {
+    Config {
+        lease,
+        pool_size: 8,
+        ..Config::default()
+    }
+}
+
+/// A recorder on a new table, installed.
+pub async fn recorder<K: Key>(prefix: &str, settings: Config) -> PgRecorder<K> {
+    let recorder = PgRecorder::new(cluster().config("postgres"), &table(prefix), settings).unwrap();
+    recorder.install().await.unwrap();
+    recorder
+}
+
+/// A recorder on table `table` with the given statements (installed).
+pub async fn with_statements<K: Key>(sql: Statements, settings: Config) -> PgRecorder<K> {
+    let recorder =
+        PgRecorder::with_statements(cluster().config("postgres"), sql, settings).unwrap();
+    recorder.install().await.unwrap();
+    recorder
+}
+
+/// Bounds a test step: a hung backend fails within `secs` naming `what`.
+pub async fn within<T>(secs: u64, what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {secs}s: {what}"))
+}
