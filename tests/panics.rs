@@ -4,6 +4,7 @@
 //! when a retry can settle it, and the process never aborts.
 
 use async_tasks_recorder::{AsyncTasksRecorder, TaskState};
+use async_tasks_recorder_harness::bounded::{WATCHDOG, Watchdog};
 use std::hash::{Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
@@ -195,6 +196,8 @@ fn hash_panics_in_the_finish(nth: usize, output: Result<(), ()>, waited: bool) {
 
 #[test]
 fn a_key_whose_hash_panics_once_in_the_finish_still_settles() {
+    // A spinning poll starves every timeout: the watchdog ends the run.
+    let _watchdog = Watchdog::arm(WATCHDOG, "a_key_whose_hash_panics_once_in_the_finish_still_settles did not end within the watchdog's bound".into());
     for output in [Ok(()), Err(())] {
         hash_panics_in_the_finish(1, output, false);
         // Call 1 is the phase map's; call 2 is the waiter map's, inside the
@@ -206,6 +209,8 @@ fn a_key_whose_hash_panics_once_in_the_finish_still_settles() {
 
 #[test]
 fn a_key_whose_hash_panics_in_every_attempt_leaves_the_id_working() {
+    // A spinning poll starves every timeout: the watchdog ends the run.
+    let _watchdog = Watchdog::arm(WATCHDOG, "a_key_whose_hash_panics_in_every_attempt_leaves_the_id_working did not end within the watchdog's bound".into());
     let recorder = Recorder::new();
     let key = Key::new(1);
     let traps = key.traps.clone();
@@ -231,6 +236,11 @@ fn a_key_whose_hash_panics_in_every_attempt_leaves_the_id_working() {
 
 #[test]
 fn a_key_whose_clone_panics_changes_nothing() {
+    // A spinning poll starves every timeout: the watchdog ends the run.
+    let _watchdog = Watchdog::arm(
+        WATCHDOG,
+        "a_key_whose_clone_panics_changes_nothing did not end within the watchdog's bound".into(),
+    );
     let recorder = Recorder::new();
     let key = Key::new(1);
     let traps = key.traps.clone();
@@ -324,6 +334,8 @@ fn double_panic_scenario() {
 
 #[test]
 fn a_task_panicking_while_its_finish_panics_does_not_abort() {
+    // A spinning poll starves every timeout: the watchdog ends the run.
+    let _watchdog = Watchdog::arm(WATCHDOG, "a_task_panicking_while_its_finish_panics_does_not_abort did not end within the watchdog's bound".into());
     if std::env::var_os(CHILD).is_some() {
         double_panic_scenario();
         return;

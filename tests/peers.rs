@@ -2,6 +2,7 @@
 //! shown on the crates themselves, each beside this crate's behaviour.
 
 use async_tasks_recorder::{AsyncTasksRecorder, TaskState};
+use async_tasks_recorder_harness::bounded::within;
 use async_tasks_recorder_harness::subject::{poll_once, task_panic};
 use async_tasks_recorder_v2 as v2;
 use async_tasks_state_map as state_map;
@@ -60,17 +61,17 @@ async fn published_crates_read_working_forever_after_a_panic() {
     let published = v2::AsyncTasksRecorder::new();
     let (entered, task) = panics();
     published.launch(1u32, task).await.ok();
-    entered.await.unwrap();
+    within(1, entered).await.unwrap();
     let state_map = state_map::AsyncTasksRecorder::new();
     let (entered, task) = panics();
     state_map.launch(1u32, task).await.ok();
-    entered.await.unwrap();
+    within(1, entered).await.unwrap();
     let ours = AsyncTasksRecorder::new();
     let (entered, task) = panics();
     ours.launch(1u32, task).await.ok();
-    entered.await.unwrap();
+    within(1, entered).await.unwrap();
     // Ours settles the attempt as the panic unwinds; the peers never do.
-    assert_eq!(ours.wait(&1).await, TaskState::Failed);
+    assert_eq!(within(1, ours.wait(&1)).await, TaskState::Failed);
     assert_eq!(published.query_task_state(&1).await, v2::TaskState::Working);
     assert_eq!(
         state_map.query_task_state(&1).await,

@@ -1,10 +1,16 @@
 //! The recorder's rules, each wedge case included, on tokio multi-thread runtimes.
+//!
+//! Every wait is bounded ([`within`]): a wedged id or a lost wake-up fails
+//! its test within seconds, naming the id, instead of hanging the suite.
 
 use async_tasks_recorder::{AsyncTasksRecorder, RevokeFailReason, StateCounts, TaskState};
+use async_tasks_recorder_harness::bounded::{BOUND, within};
 use std::collections::hash_map::RandomState;
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -49,7 +55,7 @@ async fn a_launched_task_is_working_then_success() {
     recorder.launch(1, task).await.accepted();
     assert_eq!(recorder.query_task_state(&1).await, TaskState::Working);
     release.send(()).unwrap();
-    assert_eq!(recorder.wait(&1).await, TaskState::Success);
+    assert_eq!(within(1, recorder.wait(&1)).await, TaskState::Success);
     assert_eq!(recorder.query_task_state(&1).await, TaskState::Success);
 }
 
@@ -57,9 +63,9 @@ async fn a_launched_task_is_working_then_success() {
 async fn a_failed_task_can_be_launched_again_and_succeed() {
     let recorder = Recorder::new();
     recorder.launch(7, err()).await.accepted();
-    assert_eq!(recorder.wait(&7).await, TaskState::Failed);
+    assert_eq!(within(7, recorder.wait(&7)).await, TaskState::Failed);
     recorder.launch(7, ok()).await.accepted();
-    assert_eq!(recorder.wait(&7).await, TaskState::Success);
+    assert_eq!(within(7, recorder.wait(&7)).await, TaskState::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +92,7 @@ async fn a_launch_on_a_working_id_is_refused_and_gives_the_future_back() {
     );
     assert_eq!(given_back.await, Ok(5));
     release.send(()).unwrap();
-    assert_eq!(recorder.wait(&1).await, TaskState::Success);
+    assert_eq!(within(1, recorder.wait(&1)).await, TaskState::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,9 +146,9 @@ async fn a_spawned_task_that_panics_ends_failed_and_can_be_retried() {
         })
         .await
         .accepted();
-    assert_eq!(recorder.wait(&4).await, TaskState::Failed);
+    assert_eq!(within(4, recorder.wait(&4)).await, TaskState::Failed);
     recorder.launch(4, ok()).await.accepted();
-    assert_eq!(recorder.wait(&4).await, TaskState::Success);
+    assert_eq!(within(4, recorder.wait(&4)).await, TaskState::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +168,7 @@ async fn a_launch_block_that_panics_ends_failed_and_the_panic_reaches_the_caller
                 .is_ok()
         })
     };
-    assert!(caller.await.unwrap_err().is_panic());
+    assert!(within(5, caller).await.unwrap_err().is_panic());
     assert_eq!(recorder.query_task_state(&5).await, TaskState::Failed);
     assert!(recorder.launch_block(5, ok()).await.is_ok());
     assert_eq!(recorder.query_task_state(&5).await, TaskState::Success);
@@ -195,10 +201,10 @@ async fn an_aborted_caller_of_launch_block_leaves_the_id_failed() {
                 .is_ok()
         })
     };
-    entered.await.unwrap();
+    within(8, entered).await.unwrap();
     assert_eq!(recorder.query_task_state(&8).await, TaskState::Working);
     caller.abort();
-    assert!(caller.await.unwrap_err().is_cancelled());
+    assert!(within(8, caller).await.unwrap_err().is_cancelled());
     assert_eq!(recorder.query_task_state(&8).await, TaskState::Failed);
 }
 
@@ -245,7 +251,7 @@ async fn at_most_one_of_many_concurrent_launches_succeeds() {
     }
     let mut accepted = 0;
     for launcher in launchers {
-        match launcher.await.unwrap() {
+        match within(1, launcher).await.unwrap() {
             Ok(output) => {
                 assert_eq!(output, Ok(()));
                 accepted += 1;
@@ -276,7 +282,7 @@ async fn revoke_is_refused_unless_the_id_is_success() {
     assert!(matches!(refused, Err(RevokeFailReason::NotSuccess(_))));
     // No residue: once the id succeeds, the revoke goes through.
     release.send(()).unwrap();
-    assert_eq!(recorder.wait(&3).await, TaskState::Success);
+    assert_eq!(within(3, recorder.wait(&3)).await, TaskState::Success);
     assert!(recorder.revoke_task_block(3, ok()).await.is_ok());
     // The same for an id refused while `NotFound`, then launched.
     recorder.launch_block(1, ok()).await.accepted().unwrap();
@@ -297,7 +303,7 @@ async fn a_revoking_id_reads_success_refuses_launches_and_a_second_revoke() {
         let recorder = recorder.clone();
         tokio::spawn(async move { recorder.revoke_task_block(1, revoke).await })
     };
-    entered.await.unwrap();
+    within(1, entered).await.unwrap();
     let second = recorder.revoke_task_block(1, ok()).await;
     assert!(matches!(second, Err(RevokeFailReason::Revoking(_))));
     assert_eq!(recorder.query_task_state(&1).await, TaskState::Success);
@@ -306,7 +312,7 @@ async fn a_revoking_id_reads_success_refuses_launches_and_a_second_revoke() {
         Err((TaskState::Success, _))
     ));
     release.send(()).unwrap();
-    assert!(revoker.await.unwrap().is_ok());
+    assert!(within(1, revoker).await.unwrap().is_ok());
     assert_eq!(recorder.query_task_state(&1).await, TaskState::NotFound);
     // A new epoch: the id may succeed once more.
     recorder.launch_block(1, ok()).await.accepted().unwrap();
@@ -349,7 +355,7 @@ async fn a_revoke_that_fails_panics_or_is_cancelled_leaves_success_and_revocable
                 .is_ok()
         })
     };
-    assert!(panicked.await.unwrap_err().is_panic());
+    assert!(within(1, panicked).await.unwrap_err().is_panic());
     assert_eq!(recorder.query_task_state(&1).await, TaskState::Success);
 
     assert!(recorder.revoke_task_block(1, ok()).await.is_ok());
@@ -376,7 +382,7 @@ async fn of_concurrent_revokes_exactly_one_wins() {
     }
     let mut won = 0;
     for revoker in revokers {
-        won += usize::from(revoker.await.unwrap());
+        won += usize::from(within(1, revoker).await.unwrap());
     }
     assert_eq!(won, 1);
     assert_eq!(effects.load(Ordering::SeqCst), 1);
@@ -386,15 +392,15 @@ async fn of_concurrent_revokes_exactly_one_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_returns_at_once_unless_working() {
     let recorder = Recorder::new();
-    assert_eq!(recorder.wait(&1).await, TaskState::NotFound);
+    assert_eq!(within(1, recorder.wait(&1)).await, TaskState::NotFound);
     recorder.launch_block(1, ok()).await.accepted().unwrap();
-    assert_eq!(recorder.wait(&1).await, TaskState::Success);
+    assert_eq!(within(1, recorder.wait(&1)).await, TaskState::Success);
     recorder
         .launch_block(2, err())
         .await
         .accepted()
         .unwrap_err();
-    assert_eq!(recorder.wait(&2).await, TaskState::Failed);
+    assert_eq!(within(2, recorder.wait(&2)).await, TaskState::Failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,7 +412,7 @@ async fn every_waiter_wakes_with_the_final_state() {
         let waiters: Vec<_> = (0..16)
             .map(|_| {
                 let recorder = recorder.clone();
-                tokio::spawn(async move { recorder.wait(&id).await })
+                tokio::spawn(async move { within(id, recorder.wait(&id)).await })
             })
             .collect();
         tokio::task::yield_now().await;
@@ -416,7 +422,7 @@ async fn every_waiter_wakes_with_the_final_state() {
             drop(release);
         }
         for waiter in waiters {
-            assert_eq!(waiter.await.unwrap(), outcome);
+            assert_eq!(within(id, waiter).await.unwrap(), outcome);
         }
     }
 }
@@ -426,14 +432,19 @@ async fn a_cancelled_waiter_does_not_disturb_the_others() {
     let recorder = Recorder::new();
     let (release, task) = gated();
     recorder.launch(1, task).await.accepted();
-    let gone = tokio::time::timeout(Duration::from_millis(10), recorder.wait(&1)).await;
+    // Bounded too: a `wait` that spins never lets the short timeout fire.
+    let gone = within(
+        1,
+        tokio::time::timeout(Duration::from_millis(10), recorder.wait(&1)),
+    )
+    .await;
     assert!(gone.is_err());
     let waiter = {
         let recorder = recorder.clone();
-        tokio::spawn(async move { recorder.wait(&1).await })
+        tokio::spawn(async move { within(1, recorder.wait(&1)).await })
     };
     release.send(()).unwrap();
-    assert_eq!(waiter.await.unwrap(), TaskState::Success);
+    assert_eq!(within(1, waiter).await.unwrap(), TaskState::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -497,7 +508,10 @@ async fn clones_share_one_record_and_borrowed_keys_work() {
         .accepted()
         .unwrap();
     assert_eq!(other.query_task_state("md5:abc").await, TaskState::Success);
-    assert_eq!(other.wait("md5:abc").await, TaskState::Success);
+    assert_eq!(
+        within("md5:abc", other.wait("md5:abc")).await,
+        TaskState::Success
+    );
     let debug = format!("{other:?}");
     assert!(
         debug.contains("md5:abc") && debug.contains("Success"),
@@ -505,6 +519,180 @@ async fn clones_share_one_record_and_borrowed_keys_work() {
     );
     let default: AsyncTasksRecorder<String> = Default::default();
     assert!(default.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_revoke_leaves_no_entry_behind() {
+    let recorder = Recorder::new();
+    assert!(recorder.is_empty());
+    recorder.launch_block(1, ok()).await.accepted().unwrap();
+    recorder
+        .launch_block(2, err())
+        .await
+        .accepted()
+        .unwrap_err();
+    assert!(!recorder.is_empty());
+    assert_eq!(recorder.len(), 2);
+    assert!(recorder.revoke_task_block(1, ok()).await.is_ok());
+    // `NotFound` is the absence of an entry: a revoked id costs nothing.
+    assert_eq!(recorder.len(), 1);
+    assert!(!format!("{recorder:?}").contains("1:"), "{recorder:?}");
+    recorder.launch_block(2, ok()).await.accepted().unwrap();
+    assert!(recorder.revoke_task_block(2, ok()).await.is_ok());
+    assert_eq!(recorder.len(), 0);
+    assert!(recorder.is_empty());
+}
+
+/// A waker that reports its first wake on a channel.
+struct Reporting(std::sync::Mutex<Option<mpsc::Sender<()>>>);
+
+impl Reporting {
+    fn new() -> (Waker, mpsc::Receiver<()>) {
+        let (woken, wakes) = mpsc::channel();
+        let waker = Waker::from(Arc::new(Reporting(std::sync::Mutex::new(Some(woken)))));
+        (waker, wakes)
+    }
+}
+
+impl Wake for Reporting {
+    fn wake(self: Arc<Self>) {
+        let woken = self.0.lock().unwrap().take();
+        if let Some(woken) = woken {
+            let _ = woken.send(());
+        }
+    }
+}
+
+type Wait = Pin<Box<dyn Future<Output = TaskState> + Send>>;
+
+fn wait_future(recorder: &Recorder, id: u64) -> Wait {
+    let recorder = recorder.clone();
+    Box::pin(async move { recorder.wait(&id).await })
+}
+
+/// Polls `wait` once with `waker`, on a thread of its own: a `wait` that
+/// spins instead of sleeping would never return, so the poll is bounded too.
+fn poll_apart(id: u64, mut wait: Wait, waker: Waker) -> (Wait, Poll<TaskState>) {
+    let (done, polled) = mpsc::channel();
+    std::thread::spawn(move || {
+        let poll = wait.as_mut().poll(&mut Context::from_waker(&waker));
+        let _ = done.send((wait, poll));
+    });
+    polled.recv_timeout(BOUND).unwrap_or_else(|_| {
+        panic!(
+            "a poll of wait on id {id} still running after {} s: it spins instead of sleeping",
+            BOUND.as_secs()
+        )
+    })
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_wait_sleeps_then_wakes_the_waker_of_its_latest_poll() {
+    let runtime = multi_thread();
+    let recorder = Recorder::new();
+    let (release, task) = gated();
+    runtime.block_on(recorder.launch(9, task)).accepted();
+    let (first, _) = Reporting::new();
+    let (wait, poll) = poll_apart(9, wait_future(&recorder, 9), first);
+    assert!(poll.is_pending(), "wait on a Working id returned {poll:?}");
+    // The waiting task moved to another waker, as a task moved between
+    // workers or a `select!` arm re-polled from elsewhere does.
+    let (latest, woken) = Reporting::new();
+    let (wait, poll) = poll_apart(9, wait, latest.clone());
+    assert!(poll.is_pending(), "wait on a Working id returned {poll:?}");
+    release.send(()).unwrap();
+    woken.recv_timeout(BOUND).unwrap_or_else(|_| {
+        panic!(
+            "id 9 finished but its waiter's latest waker was not woken within {} s",
+            BOUND.as_secs()
+        )
+    });
+    let (_, poll) = poll_apart(9, wait, latest);
+    assert_eq!(poll, Poll::Ready(TaskState::Success));
+}
+
+#[test]
+fn refused_operations_on_a_working_id_wake_no_waiter() {
+    let runtime = multi_thread();
+    let recorder = Recorder::new();
+    let (release, task) = gated();
+    runtime.block_on(recorder.launch(3, task)).accepted();
+    let (waker, woken) = Reporting::new();
+    let (wait, poll) = poll_apart(3, wait_future(&recorder, 3), waker.clone());
+    assert!(poll.is_pending());
+    // A refused launch or revoke leaves the id `Working`; the signal is
+    // fired, synchronously inside the call, only when the id leaves it.
+    runtime.block_on(async {
+        assert!(matches!(
+            recorder.launch(3, ok()).await,
+            Err((TaskState::Working, _))
+        ));
+        assert!(matches!(
+            recorder.revoke_task_block(3, ok()).await,
+            Err(RevokeFailReason::NotSuccess(_))
+        ));
+    });
+    assert_eq!(
+        woken.try_recv(),
+        Err(mpsc::TryRecvError::Empty),
+        "a refused operation woke the waiter of id 3"
+    );
+    drop(release);
+    woken.recv_timeout(BOUND).unwrap_or_else(|_| {
+        panic!(
+            "id 3 failed but its waiter was not woken within {} s",
+            BOUND.as_secs()
+        )
+    });
+    let (_, poll) = poll_apart(3, wait, waker);
+    assert_eq!(poll, Poll::Ready(TaskState::Failed));
+}
+
+#[test]
+fn a_launch_outside_a_runtime_is_refused_with_the_ids_state() {
+    let runtime = multi_thread();
+    let recorder = Recorder::new();
+    let (_release, task) = gated();
+    runtime.block_on(async {
+        recorder
+            .launch_block(1, err())
+            .await
+            .accepted()
+            .unwrap_err();
+        recorder.launch_block(2, ok()).await.accepted().unwrap();
+        recorder.launch(3, task).await.accepted();
+    });
+    let ran = Arc::new(AtomicUsize::new(0));
+    for (id, state) in [
+        (0, TaskState::NotFound),
+        (1, TaskState::Failed),
+        (2, TaskState::Success),
+        (3, TaskState::Working),
+    ] {
+        let counted = {
+            let ran = ran.clone();
+            async move {
+                ran.fetch_add(1, Ordering::SeqCst);
+                Ok::<(), ()>(())
+            }
+        };
+        // Outside `block_on`: no runtime is current on this thread.
+        let launch = std::pin::pin!(recorder.launch(id, counted));
+        match launch.poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Err((refused, _))) => assert_eq!(refused, state, "id {id}"),
+            Poll::Ready(Ok(())) => panic!("id {id}: launched with no runtime to run it"),
+            Poll::Pending => panic!("id {id}: a launch outside a runtime waited"),
+        }
+        assert_eq!(recorder.query_task_state_sync(&id), state, "id {id}");
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "a refused task ran");
 }
 
 /// Every way into `Failed` (an `Err` in place or spawned, a panic, a

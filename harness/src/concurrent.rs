@@ -13,6 +13,7 @@
 //! 5. no `wait` left asleep (a lost wake-up);
 //! 6. each id's history is linearizable against `spec::step`.
 
+use crate::bounded::{BOUND, WATCHDOG, Watchdog};
 use crate::history::{Effect, History, at_most_once_per_epoch};
 use crate::linearizability::{Operation, check_all};
 use crate::protocol::{Id, RevokeError};
@@ -571,7 +572,27 @@ pub fn check_schedule<S: Subject + Default>(schedule: &Schedule) -> Result<(), V
         history: History::default(),
         spawned_finishes: Mutex::new(Vec::new()),
     });
-    let verdict = runtime.block_on(check_run(run.clone(), schedule));
+    // A schedule runs in milliseconds; a stuck one fails within seconds,
+    // naming its ids, through the timer, or through the watchdog when
+    // spinning actors starve the timer.
+    let ids = schedule.len();
+    let _watchdog = Watchdog::arm(
+        WATCHDOG,
+        format!("a schedule over ids 0..{ids} still running; the runtime is starved"),
+    );
+    let verdict = runtime
+        .block_on(async { tokio::time::timeout(BOUND, check_run(run.clone(), schedule)).await })
+        .unwrap_or_else(|_| {
+            // A run stuck on the timer is something left waiting forever.
+            Err(Violation::new(
+                Property::NoLostWakeup,
+                format!(
+                    "a schedule over ids 0..{ids} still running after {} s: an id is wedged \
+                     or a wait was never woken",
+                    BOUND.as_secs()
+                ),
+            ))
+        });
     // Shutting down drops whatever is stuck (a lost waiter, a spinning wait).
     runtime.shutdown_background();
     verdict

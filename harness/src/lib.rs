@@ -7,6 +7,7 @@
 //!   bare protocol.
 //! - [`history`] and [`linearizability`]: a concurrent run's log and the
 //!   Wing–Gong–Lowe checker against `spec::step`.
+//! - [`bounded`]: waits that fail within seconds, naming the id, not hang.
 //! - [`sequential`]: the model test, step by step against the spec.
 //! - [`concurrent`]: random launch-fail-retry schedules and the six
 //!   properties every run must keep.
@@ -18,6 +19,7 @@
 //! `Default`, a fresh empty recorder) and calling
 //! [`sequential::check`] and [`concurrent::run_schedule`].
 
+pub mod bounded;
 #[cfg(feature = "checkers")]
 pub mod concurrent;
 pub mod history;

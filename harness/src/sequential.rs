@@ -7,6 +7,7 @@
 //! makes it return `Ok` or `Err` or panic, and dropping the runtime cancels it
 //! part-way, as a runtime shutdown would.
 
+use crate::bounded::{WATCHDOG, Watchdog};
 use crate::protocol::{Id, RevokeError};
 use crate::subject::{self, Subject, spawn_until_started, task_panic};
 use async_tasks_recorder::spec::{self, Op, Outcome, Phase, Response, RevokeRefusal};
@@ -309,6 +310,10 @@ pub struct Sut<S> {
     /// Pending waiters, driven on their own runtime.
     waiters_runtime: Runtime,
     waiters: Vec<(Id, JoinHandle<TaskState>)>,
+    /// A sequence runs in milliseconds. A `wait` that spins instead of
+    /// sleeping never returns to `check_waiters`, and no timer on its runtime
+    /// can fire; this ends the run instead.
+    _watchdog: Watchdog,
 }
 
 impl<S: Subject> Sut<S> {
@@ -411,6 +416,10 @@ impl<S: Subject + Default> StateMachineTest for Model<S> {
             revokes: HashMap::new(),
             waiters_runtime: runtime(),
             waiters: Vec::new(),
+            _watchdog: Watchdog::arm(
+                WATCHDOG,
+                format!("a model sequence over ids 0..{IDS} still running: a wait spins"),
+            ),
         }
     }
 
