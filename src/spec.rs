@@ -649,6 +649,87 @@ mod tests {
         assert!(error.starts_with("a live lease expired"), "{error}");
     }
 
+    /// Only a `Working` or `Revoking` record is ever lapsed (the doc of
+    /// `Record::lapsed`): every transition out of those phases clears it.
+    #[test]
+    fn only_a_held_record_is_ever_lapsed() {
+        for phase in PHASES {
+            let lapsed = Record {
+                phase,
+                epoch: 0,
+                fence: 5,
+                lapsed: matches!(phase, Phase::Working | Phase::Revoking),
+            };
+            for op in [
+                FencedOp::Finish {
+                    fence: 5,
+                    outcome: Outcome::Ok,
+                },
+                FencedOp::Finish {
+                    fence: 5,
+                    outcome: Outcome::Err,
+                },
+                FencedOp::FinishRevoke {
+                    fence: 5,
+                    outcome: Outcome::Ok,
+                },
+                FencedOp::FinishRevoke {
+                    fence: 5,
+                    outcome: Outcome::Err,
+                },
+                FencedOp::Launch { fence: 6 },
+                FencedOp::BeginRevoke { fence: 6 },
+                FencedOp::Expire,
+                FencedOp::Lapse,
+            ] {
+                let (next, _) = fenced_step(lapsed, op);
+                assert!(
+                    !next.lapsed || matches!(next.phase, Phase::Working | Phase::Revoking),
+                    "{phase:?} {op:?} -> {next:?}"
+                );
+            }
+        }
+    }
+
+    /// The holder's renewal runs its lease again; anyone else's is stale.
+    #[test]
+    fn only_the_holder_renews() {
+        for phase in [Phase::Working, Phase::Revoking] {
+            let lapsed = Record {
+                phase,
+                epoch: 0,
+                fence: 5,
+                lapsed: true,
+            };
+            let (renewed, response) = fenced_step(lapsed, FencedOp::Renew { fence: 5 });
+            assert_eq!(response, FencedResponse::Renewed, "{phase:?}");
+            assert_eq!(
+                renewed,
+                Record {
+                    lapsed: false,
+                    ..lapsed
+                },
+                "{phase:?}"
+            );
+            let (after, response) = fenced_step(lapsed, FencedOp::Renew { fence: 4 });
+            assert_eq!(
+                (after, response),
+                (lapsed, FencedResponse::Stale),
+                "{phase:?}"
+            );
+        }
+        for phase in [Phase::NotFound, Phase::Failed, Phase::Success] {
+            let record = Record {
+                phase,
+                epoch: 0,
+                fence: 5,
+                lapsed: false,
+            };
+            let (_, response) = fenced_step(record, FencedOp::Renew { fence: 5 });
+            assert_eq!(response, FencedResponse::Stale, "{phase:?}");
+        }
+    }
+
     /// Bite: fences counted per row restart when a backend forgets a row.
     #[test]
     fn fenced_step_refuses_a_reused_fence() {
