@@ -11,10 +11,10 @@ mod mutants;
 mod protocols;
 
 use async_tasks_recorder::AsyncTasksRecorder;
-use async_tasks_recorder_harness::sequential::{Kind, Model, STEPS, Spec, counterexample};
+use async_tasks_recorder_harness::sequential::{self, Kind, Model, STEPS, counterexample};
 use async_tasks_recorder_harness::subject::{Subject, Via, cases};
-use proptest::test_runner::{Config, TestRunner};
-use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
+use proptest::test_runner::Config;
+use proptest_state_machine::prop_state_machine;
 use protocols::{AllSet202, Id, ThreeSets};
 
 type Recorder = AsyncTasksRecorder<Id>;
@@ -62,26 +62,7 @@ fn bites_the_stale_success_listing_mutant() {
 fn the_mutants_base_itself_agrees_with_the_spec() {
     // The family's base with no step changed must pass, or a mutant's
     // counterexample may be the base's defect rather than its own.
-    let config = Config {
-        cases: cases(64),
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new(config.clone());
-    runner
-        .run(
-            &Spec::sequential_strategy(STEPS),
-            |(phases, steps, seen)| {
-                Model::<Via<mutants::Faithful>>::test_sequential(
-                    config.clone(),
-                    phases,
-                    steps,
-                    seen,
-                );
-                Ok(())
-            },
-        )
-        .unwrap();
+    sequential::check::<Via<mutants::Faithful>>(cases(64));
 }
 
 #[test]
@@ -93,19 +74,5 @@ fn bites_the_stale_failed_index_mutant() {
 fn the_protocol_adapter_itself_agrees_with_the_spec() {
     // `Via` builds the recorder's missing operations for the bad protocols;
     // over the real recorder it must pass, or the bites prove nothing.
-    let config = Config {
-        cases: cases(64),
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new(config.clone());
-    runner
-        .run(
-            &Spec::sequential_strategy(STEPS),
-            |(phases, steps, seen)| {
-                Model::<Via<Recorder>>::test_sequential(config.clone(), phases, steps, seen);
-                Ok(())
-            },
-        )
-        .unwrap();
+    sequential::check::<Via<Recorder>>(cases(64));
 }
