@@ -31,10 +31,8 @@ use loom::sync::atomic::Ordering::{AcqRel, Acquire, Release};
 use loom::thread;
 use loom_blocking::{Held, block_on};
 use loom_harness::{Trace, expect_violation, explore, violation};
-use mutants::{Faithful, LostWakeup, SplitLaunch, StaleSuccessList};
-use protocols::{
-    AllSet202, Id, KeepsWakers, Protocol, RevokeError, ThreeSets, UnlockedFailedIndex,
-};
+use mutants::{Faithful, LostWakeup, SplitLaunch, StaleSuccessList, UnlockedFailedIndex};
+use protocols::{AllSet202, Id, KeepsWakers, Protocol, RevokeError, ThreeSets};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::{Pin, pin};

@@ -70,6 +70,10 @@ pub trait Steps: Send + Sync + 'static {
     fn index(base: &Base, id: Id, from: Phase, to: Phase) {
         base.index(id, from, to);
     }
+
+    /// Runs after the id's entry section is released, with the transition
+    /// the section made. The real protocol does nothing there.
+    fn after_section(_base: &Base, _id: Id, _from: Phase, _to: Phase) {}
 }
 
 /// Whether an id in `phase` is listed under `Success`.
@@ -99,9 +103,11 @@ impl Base {
         id: Id,
         step: impl FnOnce(Phase) -> (Phase, Response),
     ) -> (Response, Option<Arc<Signal>>) {
+        let mut moved = None;
         let apply = |slot: &mut Slot| {
             let from = slot.phase;
             let (next, response) = step(from);
+            moved = Some((from, next));
             slot.phase = next;
             M::index(self, id, from, next);
             let signal = if slot.waited && next != Phase::Working {
@@ -112,7 +118,7 @@ impl Base {
             };
             (response, signal)
         };
-        match self.phases.entry_sync(id) {
+        let done = match self.phases.entry_sync(id) {
             Entry::Occupied(mut entry) => {
                 let done = apply(entry.get_mut());
                 if entry.get().phase == Phase::NotFound {
@@ -131,7 +137,11 @@ impl Base {
                 }
                 done
             }
+        };
+        if let Some((from, to)) = moved {
+            M::after_section(self, id, from, to);
         }
+        done
     }
 
     fn launch<M: Steps + ?Sized>(&self, id: Id) -> Result<(), TaskState> {
@@ -373,6 +383,32 @@ impl Steps for StaleSuccessListSteps {
         if !listed_as_success(from) && listed_as_success(to) {
             let _ = base.succeeded.insert_sync(id, ());
         }
+        Base::follow(&base.failed, id, from == Phase::Failed, to == Phase::Failed);
+    }
+}
+
+/// Mutant: the failed-id index follows the phase in a second section, after
+/// the id's entry is released. A finish into `Failed` and a relaunch out of
+/// it then race on the index: the relaunch's removal can run before the
+/// finish's insertion, and the id stays listed as `Failed` for good.
+pub type UnlockedFailedIndex = Mutant<UnlockedFailedIndexSteps>;
+
+pub struct UnlockedFailedIndexSteps;
+
+impl Steps for UnlockedFailedIndexSteps {
+    const NAME: &'static str = "mutant: failed-id index changed outside the entry lock";
+
+    fn index(base: &Base, id: Id, from: Phase, to: Phase) {
+        Base::follow(
+            &base.succeeded,
+            id,
+            listed_as_success(from),
+            listed_as_success(to),
+        );
+    }
+
+    fn after_section(base: &Base, id: Id, from: Phase, to: Phase) {
+        // MUTANT: the failed-id index is written outside the entry section.
         Base::follow(&base.failed, id, from == Phase::Failed, to == Phase::Failed);
     }
 }

@@ -10,8 +10,6 @@
 //!   refused revoke leaves it in `revoking`: no revoke ever goes through.
 //! - [`KeepsWakers`]: the recorder with a `wait` whose wakers outlive it
 //!   until the attempt ends, as before dropping a wait removed its waker.
-//! - [`UnlockedFailedIndex`]: our table with its failed-id index changed
-//!   after the id's entry is released, not inside it.
 //!
 //! They model the published crates (and the old waker leak) as they are. The
 //! mutants of our own protocol, each one defect away from it, are
@@ -22,8 +20,7 @@ pub use async_tasks_recorder_harness::protocol::{Id, Protocol, RevokeError, reco
 
 use async_tasks_recorder::AsyncTasksRecorder;
 use async_tasks_recorder::TaskState;
-use async_tasks_recorder::spec::{self, Op, Outcome, Phase, Response};
-use async_tasks_recorder::sync::{Arc, DefaultHashBuilder, HashMap, HashSet, Mutex, lock};
+use async_tasks_recorder::sync::{Arc, DefaultHashBuilder, HashMap, Mutex, lock};
 use std::future::Future;
 use std::task::Waker;
 
@@ -301,107 +298,5 @@ impl Protocol for KeepsWakers {
 
     fn list(&self, state: TaskState) -> Vec<Id> {
         self.recorder.list(state)
-    }
-}
-
-/// Our table's phases and failed-id index, rebuilt on the shim, with the
-/// index changed *after* the id's entry in `phases` is released rather than
-/// inside it. A finish into `Failed` and a relaunch out of it then race on
-/// the index: the relaunch's removal can run before the finish's insertion,
-/// and the id stays listed as `Failed` for good.
-#[derive(Clone, Default)]
-pub struct UnlockedFailedIndex {
-    maps: Arc<(PhaseMap, FailedSet)>,
-}
-
-type PhaseMap = HashMap<Id, Phase, DefaultHashBuilder>;
-type FailedSet = HashSet<Id, DefaultHashBuilder>;
-
-impl UnlockedFailedIndex {
-    fn phases(&self) -> &PhaseMap {
-        &self.maps.0
-    }
-
-    fn failed(&self) -> &FailedSet {
-        &self.maps.1
-    }
-
-    fn apply(&self, id: Id, op: Op) -> Response {
-        let mut entry = self.phases().entry_sync(id).or_insert(Phase::NotFound);
-        let phase = *entry.get();
-        let (next, response) = spec::step(phase, op);
-        *entry.get_mut() = next;
-        drop(entry);
-        // MUTANT: the index follows the phase in a second, separate section.
-        if phase != Phase::Failed && next == Phase::Failed {
-            let _ = self.failed().insert_sync(id);
-        } else if phase == Phase::Failed && next != Phase::Failed {
-            self.failed().remove_sync(&id);
-        }
-        response
-    }
-
-    fn phase(&self, id: Id) -> Phase {
-        self.phases()
-            .read_sync(&id, |_, phase| *phase)
-            .unwrap_or(Phase::NotFound)
-    }
-}
-
-impl Protocol for UnlockedFailedIndex {
-    const NAME: &'static str = "failed-id index changed outside the entry lock";
-
-    async fn launch_block<F>(&self, id: Id, task: F) -> Result<Result<(), ()>, TaskState>
-    where
-        F: Future<Output = Result<(), ()>> + Send,
-    {
-        if let Response::LaunchRefused(state) = self.apply(id, Op::Launch) {
-            return Err(state);
-        }
-        let output = task.await;
-        self.apply(id, Op::Finish(Outcome::of(&output)));
-        Ok(output)
-    }
-
-    fn query(&self, id: Id) -> TaskState {
-        self.phase(id).state()
-    }
-
-    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
-    where
-        F: Future<Output = Result<(), ()>> + Send,
-    {
-        match self.apply(id, Op::BeginRevoke) {
-            Response::Accepted => {}
-            Response::RevokeRefused(spec::RevokeRefusal::Revoking) => {
-                return Err(RevokeError::Revoking);
-            }
-            _ => return Err(RevokeError::NotSuccess),
-        }
-        let output = revoke.await;
-        self.apply(id, Op::FinishRevoke(Outcome::of(&output)));
-        output.map_err(|()| RevokeError::TaskError)
-    }
-
-    async fn wait(&self, id: Id) -> TaskState {
-        poll_until_done(|| self.query(id)).await
-    }
-
-    fn list(&self, state: TaskState) -> Vec<Id> {
-        let mut ids = Vec::new();
-        if state == TaskState::Failed {
-            self.failed().iter_sync(|id| {
-                ids.push(*id);
-                true
-            });
-        } else {
-            self.phases().iter_sync(|id, phase| {
-                if phase.state() == state {
-                    ids.push(*id);
-                }
-                true
-            });
-        }
-        ids
     }
 }
