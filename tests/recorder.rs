@@ -547,7 +547,7 @@ async fn a_completed_revoke_leaves_no_entry_behind() {
 struct Reporting(std::sync::Mutex<Option<mpsc::Sender<()>>>);
 
 impl Reporting {
-    fn new() -> (Waker, mpsc::Receiver<()>) {
+    fn pair() -> (Waker, mpsc::Receiver<()>) {
         let (woken, wakes) = mpsc::channel();
         let waker = Waker::from(Arc::new(Reporting(std::sync::Mutex::new(Some(woken)))));
         (waker, wakes)
@@ -599,12 +599,12 @@ fn a_wait_sleeps_then_wakes_the_waker_of_its_latest_poll() {
     let recorder = Recorder::new();
     let (release, task) = gated();
     runtime.block_on(recorder.launch(9, task)).accepted();
-    let (first, _) = Reporting::new();
+    let (first, _) = Reporting::pair();
     let (wait, poll) = poll_apart(9, wait_future(&recorder, 9), first);
     assert!(poll.is_pending(), "wait on a Working id returned {poll:?}");
     // The waiting task moved to another waker, as a task moved between
     // workers or a `select!` arm re-polled from elsewhere does.
-    let (latest, woken) = Reporting::new();
+    let (latest, woken) = Reporting::pair();
     let (wait, poll) = poll_apart(9, wait, latest.clone());
     assert!(poll.is_pending(), "wait on a Working id returned {poll:?}");
     release.send(()).unwrap();
@@ -624,7 +624,7 @@ fn refused_operations_on_a_working_id_wake_no_waiter() {
     let recorder = Recorder::new();
     let (release, task) = gated();
     runtime.block_on(recorder.launch(3, task)).accepted();
-    let (waker, woken) = Reporting::new();
+    let (waker, woken) = Reporting::pair();
     let (wait, poll) = poll_apart(3, wait_future(&recorder, 3), waker.clone());
     assert!(poll.is_pending());
     // A refused launch or revoke leaves the id `Working`; the signal is
