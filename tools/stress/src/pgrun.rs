@@ -442,7 +442,11 @@ async fn launch(w: &Worker, rng: &mut fastrand::Rng, ledger: &mut Option<Client>
             }
             counters.record("finish", finishing, true);
             drop(counters);
-            say(&format!("stale {id} {fence} {}", elapsed.as_millis()));
+            // A failure's finish that was in doubt reads `Stale` once the
+            // row has moved on, lease or no lease: only a success's `Stale`
+            // says that its live lease was taken.
+            let tag = if fail { "stale-err" } else { "stale" };
+            say(&format!("{tag} {id} {fence} {}", elapsed.as_millis()));
             true
         }
         Err(e) => record(w, "finish", finishing, Err(e)),
@@ -580,7 +584,8 @@ struct Totals {
     counters: BTreeMap<String, u64>,
     first_error: Option<String>,
     acked: Vec<(i64, i64, i64, Instant)>,
-    stale: Vec<(usize, u64, i64, u64, Instant)>,
+    /// (slot, generation, id, ms since the claim, arrival, a success's finish).
+    stale: Vec<(usize, u64, i64, u64, Instant, bool)>,
 }
 
 impl Totals {
@@ -593,11 +598,17 @@ impl Totals {
                     self.acked.push((id, epoch, fence, line.at));
                 }
             }
-            Some("stale") => {
+            Some(tag @ ("stale" | "stale-err")) => {
                 let n: Vec<u64> = words.filter_map(|w| w.parse().ok()).collect();
                 if let [id, _fence, ms] = n[..] {
-                    self.stale
-                        .push((line.slot, line.generation, id as i64, ms, line.at));
+                    self.stale.push((
+                        line.slot,
+                        line.generation,
+                        id as i64,
+                        ms,
+                        line.at,
+                        tag == "stale",
+                    ));
                 }
             }
             Some("stats") => {
@@ -862,7 +873,7 @@ fn coordinator(runtime: &tokio::runtime::Runtime, options: Options) -> Result<Ex
     let zombie_stale = totals
         .stale
         .iter()
-        .filter(|(slot, generation, _, _, at)| {
+        .filter(|(slot, generation, _, _, at, _)| {
             faults
                 .zombie_windows
                 .iter()
@@ -1134,7 +1145,7 @@ async fn audit(
     let live_stale: Vec<i64> = totals
         .stale
         .iter()
-        .filter(|s| u128::from(s.3) < lease.as_millis())
+        .filter(|s| s.5 && u128::from(s.3) < lease.as_millis())
         .map(|s| s.2)
         .collect();
     check(
@@ -1211,6 +1222,7 @@ mod tests {
         let mut totals = Totals::default();
         totals.take(&line("ok 5 1 42"));
         totals.take(&line("stale 6 43 12"));
+        totals.take(&line("stale-err 7 44 13"));
         totals.take(&line(
             r#"stats {"ops":{"claim":{"n":3,"errors":1,"hist":[[100,2],[900,1]]}},"successes":1,"stale":1}"#,
         ));
@@ -1220,8 +1232,15 @@ mod tests {
             (totals.acked[0].0, totals.acked[0].1, totals.acked[0].2),
             (5, 1, 42)
         );
-        assert_eq!(totals.stale.len(), 1);
-        assert_eq!((totals.stale[0].2, totals.stale[0].3), (6, 12));
+        assert_eq!(totals.stale.len(), 2);
+        assert_eq!(
+            (totals.stale[0].2, totals.stale[0].3, totals.stale[0].5),
+            (6, 12, true)
+        );
+        assert_eq!(
+            (totals.stale[1].2, totals.stale[1].3, totals.stale[1].5),
+            (7, 13, false)
+        );
         assert_eq!(totals.operations(), 3);
         assert_eq!(totals.counters["successes"], 1);
         let claim = &totals.ops["claim"];
