@@ -183,12 +183,22 @@ impl Base {
 
     /// Keeps both indexes in step with a transition `from` → `to`.
     fn index(&self, id: Id, from: Phase, to: Phase) {
+        self.index_success(id, from, to);
+        self.index_failed(id, from, to);
+    }
+
+    /// The real `Success` index step alone.
+    fn index_success(&self, id: Id, from: Phase, to: Phase) {
         Self::follow(
             &self.succeeded,
             id,
             listed_as_success(from),
             listed_as_success(to),
         );
+    }
+
+    /// The real failed-id index step alone.
+    fn index_failed(&self, id: Id, from: Phase, to: Phase) {
         Self::follow(&self.failed, id, from == Phase::Failed, to == Phase::Failed);
     }
 
@@ -383,7 +393,7 @@ impl Steps for StaleSuccessListSteps {
         if !listed_as_success(from) && listed_as_success(to) {
             let _ = base.succeeded.insert_sync(id, ());
         }
-        Base::follow(&base.failed, id, from == Phase::Failed, to == Phase::Failed);
+        base.index_failed(id, from, to);
     }
 }
 
@@ -399,17 +409,12 @@ impl Steps for UnlockedFailedIndexSteps {
     const NAME: &'static str = "mutant: failed-id index changed outside the entry lock";
 
     fn index(base: &Base, id: Id, from: Phase, to: Phase) {
-        Base::follow(
-            &base.succeeded,
-            id,
-            listed_as_success(from),
-            listed_as_success(to),
-        );
+        base.index_success(id, from, to);
     }
 
     fn after_section(base: &Base, id: Id, from: Phase, to: Phase) {
         // MUTANT: the failed-id index is written outside the entry section.
-        Base::follow(&base.failed, id, from == Phase::Failed, to == Phase::Failed);
+        base.index_failed(id, from, to);
     }
 }
 
@@ -423,12 +428,7 @@ impl Steps for StaleFailedIndexSteps {
     const NAME: &'static str = "mutant: a relaunch leaves the id listed as Failed";
 
     fn index(base: &Base, id: Id, from: Phase, to: Phase) {
-        Base::follow(
-            &base.succeeded,
-            id,
-            listed_as_success(from),
-            listed_as_success(to),
-        );
+        base.index_success(id, from, to);
         // MUTANT: nothing takes an id out of the failed-id index.
         if from != Phase::Failed && to == Phase::Failed {
             let _ = base.failed.insert_sync(id, ());
