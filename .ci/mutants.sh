@@ -12,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out="${MUTANTS_OUT:-target/mutants}"
+# cargo-mutants creates $out but not its parent (no target/ on a fresh clone).
+mkdir -p "$(dirname "$out")"
 listed=mutants/equivalent.md
 
 # The loom models need `--cfg loom` and run in .ci/loom.sh; the proptest
