@@ -549,9 +549,7 @@ impl<K: Key> PgRecorder<K> {
             Ok(Err(state)) => return Err(Refused::State(state)),
             Err(e) => return Err(Refused::Error(e)),
         };
-        let output = task(attempt.lease().clone()).await;
-        let finish = attempt.finish(Outcome::of(&output)).await;
-        Ok((output, finish))
+        Ok(attempt.run(task).await)
     }
 
     /// Begins a revoke of a succeeded `id`: the id becomes `Revoking` under
@@ -604,9 +602,7 @@ impl<K: Key> PgRecorder<K> {
             Ok(Err(refused)) => return Err(Refused::Revoke(refused)),
             Err(e) => return Err(Refused::Error(e)),
         };
-        let output = revoke(attempt.lease().clone()).await;
-        let finish = attempt.finish(Outcome::of(&output)).await;
-        Ok((output, finish))
+        Ok(attempt.run(revoke).await)
     }
 
     /// Resolves once `id` is not `Working`, with its state then.
@@ -878,6 +874,19 @@ impl<K: Key> Attempt<K> {
     /// The lease to hand to the task.
     pub fn lease(&self) -> &Lease<K> {
         &self.lease
+    }
+
+    /// Runs `body` in place with this attempt's lease, then finishes the
+    /// attempt with its output's outcome: the tail that a launch and a
+    /// revoke run in place share once their claim is granted.
+    async fn run<F, Fut, R, E>(self, body: F) -> (Result<R, E>, Result<Finish, Error>)
+    where
+        F: FnOnce(Lease<K>) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+    {
+        let output = body(self.lease.clone()).await;
+        let finish = self.finish(Outcome::of(&output)).await;
+        (output, finish)
     }
 
     fn take(&self) -> bool {
