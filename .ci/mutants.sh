@@ -1,20 +1,56 @@
 #!/usr/bin/env bash
-# Mutation testing of src/ with cargo-mutants (`cargo install cargo-mutants`).
+# Mutation testing of src/ with cargo-mutants (installed here when missing).
 # Every viable mutant must be caught by the root package's tests, or be
 # listed, with the argument for its equivalence, in mutants/equivalent.md.
 # A mutant that times out fails the run like a missed one: every wait in the
 # tests is bounded (harness/src/bounded.rs), so a hang is a test bug.
 #
+#   bash .ci/mutants.sh            every mutant of src/ (about 15 min on 2 cores)
+#   bash .ci/mutants.sh --changed  only the mutants on lines of src/ changed
+#                                  since the last complete run, the commit named
+#                                  in mutants/full-run; CI runs this
+#
 # MUTANTS_TIMEOUT (default 120 s) bounds each mutant's test run; the
-# unmutated suite takes well under a minute. Extra arguments go to
+# unmutated suite takes well under a minute. Further arguments go to
 # cargo-mutants (e.g. `--file src/table.rs` to try one file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+mode=full
+if [ "${1:-}" = "--changed" ]; then
+    mode=changed
+    shift
+fi
 
 out="${MUTANTS_OUT:-target/mutants}"
 # cargo-mutants creates $out but not its parent (no target/ on a fresh clone).
 mkdir -p "$(dirname "$out")"
 listed=mutants/equivalent.md
+
+filter=()
+if [ "$mode" = changed ]; then
+    # The commit of the last complete run: its first line that is a hash.
+    base=$(grep -m1 -oE '^[0-9a-f]{40}$' mutants/full-run || true)
+    if [ -z "$base" ] || ! git cat-file -e "$base^{commit}" 2>/dev/null; then
+        # A clone without that commit cannot tell what changed: test it all.
+        echo "mutants: the complete run's commit in mutants/full-run is not in this clone; mutating all of src/"
+    else
+        # Against the work tree, so uncommitted edits are mutated too.
+        diff="$(dirname "$out")/src-since-full-run.diff"
+        git diff "$base" -- src/ >"$diff"
+        if [ ! -s "$diff" ]; then
+            echo "mutants: src/ is unchanged since the complete run at $base; nothing to mutate"
+            exit 0
+        fi
+        echo "mutants: mutating the lines of src/ changed since the complete run at $base"
+        filter=(--in-diff "$diff")
+    fi
+fi
+
+if ! cargo mutants --version >/dev/null 2>&1; then
+    # In cargo's own scratch directory, not a CARGO_TARGET_DIR set for the tests.
+    env -u CARGO_TARGET_DIR cargo install --locked cargo-mutants --version 27.1.0
+fi
 
 # The loom models need `--cfg loom` and run in .ci/loom.sh; the proptest
 # suites run their plain `cargo test` cases (the deep pass is
@@ -36,6 +72,7 @@ cargo mutants \
     --timeout "${MUTANTS_TIMEOUT:-120}" \
     --no-shuffle \
     --output "$out" \
+    "${filter[@]}" \
     "$@" || status=$?
 for file in tests/*.proptest-regressions; do
     grep -qxF "$file" <<<"$before" || rm -f "$file"
@@ -75,10 +112,13 @@ for kind in missed timeout; do
         fi
     done < <(strip "$results/$kind.txt")
 done
-# An argument for a mutant that no longer exists, or is now caught, is stale.
+# An argument for a mutant that is now caught is stale, and so, after a
+# complete run, is one for a mutant that no longer exists. A run over the
+# changed lines makes only some mutants, so it can tell only the first.
 while IFS= read -r mutant; do
     [ -n "$mutant" ] || continue
-    if ! strip "$results/missed.txt" 2>/dev/null | grep -qxF "$mutant"; then
+    if strip "$results/caught.txt" 2>/dev/null | grep -qxF "$mutant" ||
+        { [ ${#filter[@]} -eq 0 ] && ! strip "$results/missed.txt" 2>/dev/null | grep -qxF "$mutant"; }; then
         echo "mutants: listed in $listed but not missed: $mutant" >&2
         bad=$((bad + 1))
     fi
@@ -88,7 +128,9 @@ score="n/a"
 if [ $((caught + missed)) -gt 0 ]; then
     score="$((100 * caught / (caught + missed)))%"
 fi
-echo "mutants: $caught caught, $missed missed ($(grep -c . <<<"$argued" || true) argued equivalent)," \
+# Of the missed mutants, those the list argues equivalent.
+equivalent=$( (strip "$results/missed.txt" 2>/dev/null || true) | grep -cxF -f <(grep . <<<"$argued") || true)
+echo "mutants: $caught caught, $missed missed ($equivalent argued equivalent)," \
     "$timeouts timed out, $unviable unviable; caught/(caught+missed) = $score"
 if [ "$bad" -ne 0 ]; then
     echo "mutants: $bad mutant(s) neither caught nor argued equivalent" >&2
