@@ -943,6 +943,15 @@ impl<K: Key> Attempt<K> {
     /// task's own writes in `tx` commit with it. Commit `tx` only on
     /// `Applied`; on `Stale`, roll it back. The row stays locked by `tx`
     /// until it ends, so competing claims wait for the outcome.
+    ///
+    /// A process that freezes before it ends `tx` (a stop signal, a long
+    /// pause, a lost network) therefore blocks every claim of the id for as
+    /// long as the server keeps its session. Set
+    /// `idle_in_transaction_session_timeout` on the connection of `tx` (for
+    /// example `config.options("-c idle_in_transaction_session_timeout=30000")`,
+    /// about one lease): the server then ends the frozen session, the
+    /// finish and the writes roll back together, and the id is taken over
+    /// once its lease has run out.
     pub async fn finish_in(self, tx: &Transaction<'_>, outcome: Outcome) -> Result<Finish, Error> {
         if !self.take() {
             return Ok(Finish::Stale);

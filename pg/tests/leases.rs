@@ -327,6 +327,87 @@ async fn fenced_ledger_gets_one_row_per_epoch_under_stalls() {
     .await
 }
 
+/// A holder that freezes between its fenced finish and its commit keeps the
+/// id's row locked by its transaction. Returns the transaction, left open,
+/// and what a rival's claim of the id did within `wait`: `None` if it was
+/// still waiting, or the fences granted (holder, rival).
+async fn rival_claim_while_finish_in_is_open(
+    prefix: &str,
+    idle_timeout: Option<Duration>,
+    wait: Duration,
+) -> (tokio_postgres::Client, Option<(u64, u64)>) {
+    let lease = Duration::from_millis(150);
+    let sql = good(prefix);
+    let holder = with_statements::<String>(sql.clone(), settings(lease)).await;
+    let rival = with_statements::<String>(sql, settings(lease)).await;
+    let mut config = cluster().config("postgres");
+    if let Some(idle) = idle_timeout {
+        config.options(format!(
+            "-c idle_in_transaction_session_timeout={}",
+            idle.as_millis()
+        ));
+    }
+    let (mut client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let attempt = holder.claim("frozen".into()).await.unwrap().unwrap();
+    let held = attempt.lease().fence();
+    let tx = client.transaction().await.unwrap();
+    assert_eq!(
+        attempt.finish_in(&tx, Outcome::Ok).await.unwrap(),
+        Finish::Applied
+    );
+    // The holder is frozen here: no statement, no commit. The rival claims
+    // until granted (the first tries may find the lease still live).
+    let granted = tokio::time::timeout(wait, async {
+        loop {
+            if let Ok(attempt) = rival.claim("frozen".into()).await.unwrap() {
+                return attempt.lease().fence();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .ok();
+    // Keep the transaction's end to the caller: forget it without a rollback.
+    std::mem::forget(tx);
+    (client, granted.map(|rival| (held, rival)))
+}
+
+/// With `idle_in_transaction_session_timeout` on the connection of the
+/// finish's transaction, the server ends the frozen holder's session: its
+/// finish and writes roll back together, and the id is taken over with a
+/// greater fence once the lease has run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idle_timeout_frees_an_id_whose_holder_froze_in_finish_in() {
+    within(30, "takeover after the idle timeout", async {
+        let idle = Some(Duration::from_millis(400));
+        let (client, granted) =
+            rival_claim_while_finish_in_is_open("idle", idle, Duration::from_secs(10)).await;
+        let (held, rival) = granted.expect("id 'frozen' never taken over after the idle timeout");
+        assert!(rival > held, "fence {rival} granted after {held}");
+        let commit = client.batch_execute("COMMIT").await;
+        assert!(
+            commit.is_err(),
+            "the frozen holder's session outlived the idle timeout"
+        );
+    })
+    .await
+}
+
+/// Without the timeout, the rival waits for as long as the holder stays
+/// frozen: the reason the README asks for the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_idle_timeout_a_holder_frozen_in_finish_in_blocks_its_id() {
+    within(30, "blocked claim", async {
+        let (client, granted) =
+            rival_claim_while_finish_in_is_open("noidle", None, Duration::from_secs(2)).await;
+        assert_eq!(granted, None, "id 'frozen' taken over under an open finish");
+        // The holder wakes and commits: its success stands.
+        client.batch_execute("COMMIT").await.unwrap();
+    })
+    .await
+}
+
 async fn connect() -> tokio_postgres::Client {
     let (client, connection) = cluster()
         .config("postgres")

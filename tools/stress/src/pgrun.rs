@@ -87,6 +87,19 @@ fn config(url: &str, app: &str) -> Result<tokio_postgres::Config, String> {
     Ok(config)
 }
 
+/// The connection of the side effect's transaction. A worker frozen
+/// between its fenced finish and the commit holds the id's row lock; the
+/// server ends such a session once it has idled in its transaction for a
+/// lease, so the id is taken over instead of stalling every competitor.
+fn ledger_config(url: &str, lease: Duration) -> Result<tokio_postgres::Config, String> {
+    let mut config = config(url, WORKER_APP)?;
+    config.options(format!(
+        "-c idle_in_transaction_session_timeout={}",
+        lease.as_millis()
+    ));
+    Ok(config)
+}
+
 async fn connect(config: &tokio_postgres::Config) -> Result<Client, String> {
     let (client, connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
     tokio::spawn(async move {
@@ -287,7 +300,7 @@ async fn worker(options: Options, slot: u64) -> Result<ExitCode, String> {
     let worker = Arc::new(Worker {
         slot,
         recorder,
-        ledger_config: config(&url, WORKER_APP)?,
+        ledger_config: ledger_config(&url, lease)?,
         ids: options.ids,
         fail_rate: options.fail_rate,
         deadline: Instant::now()
