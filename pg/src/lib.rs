@@ -946,12 +946,10 @@ impl<K: Key> Attempt<K> {
     ///
     /// A process that freezes before it ends `tx` (a stop signal, a long
     /// pause, a lost network) therefore blocks every claim of the id for as
-    /// long as the server keeps its session. Set
-    /// `idle_in_transaction_session_timeout` on the connection of `tx` (for
-    /// example `config.options("-c idle_in_transaction_session_timeout=30000")`,
-    /// about one lease): the server then ends the frozen session, the
-    /// finish and the writes roll back together, and the id is taken over
-    /// once its lease has run out.
+    /// long as the server keeps its session. Give the connection of `tx`
+    /// [`end_idle_transactions`] of about one lease: the server then ends
+    /// the frozen session, the finish and the writes roll back together,
+    /// and the id is taken over once its lease has run out.
     pub async fn finish_in(self, tx: &Transaction<'_>, outcome: Outcome) -> Result<Finish, Error> {
         if !self.take() {
             return Ok(Finish::Stale);
@@ -966,6 +964,24 @@ impl<K: Key> Attempt<K> {
             Finish::Stale
         })
     }
+}
+
+/// Makes the server end a session of `config` that stays idle inside a
+/// transaction for `after` (PostgreSQL's
+/// `idle_in_transaction_session_timeout`), keeping the options already set.
+/// `after` is rounded up to 1 ms, since 0 would turn the timeout off, and
+/// capped at the setting's largest value. See [`Attempt::finish_in`].
+pub fn end_idle_transactions(
+    config: &mut tokio_postgres::Config,
+    after: Duration,
+) -> &mut tokio_postgres::Config {
+    let millis = after.as_millis().clamp(1, i32::MAX as u128);
+    let setting = format!("-c idle_in_transaction_session_timeout={millis}");
+    let options = match config.get_options() {
+        Some(set) if !set.trim().is_empty() => format!("{set} {setting}"),
+        _ => setting,
+    };
+    config.options(options)
 }
 
 impl<K: Key> Drop for Attempt<K> {

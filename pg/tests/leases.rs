@@ -7,7 +7,9 @@
 mod common;
 
 use async_tasks_recorder::spec::Phase;
-use async_tasks_recorder_pg::{Finish, Outcome, PgRecorder, Statements, TaskState};
+use async_tasks_recorder_pg::{
+    Finish, Outcome, PgRecorder, Statements, TaskState, end_idle_transactions,
+};
 use common::{cluster, settings, table, with_statements, within};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -328,9 +330,10 @@ async fn fenced_ledger_gets_one_row_per_epoch_under_stalls() {
 }
 
 /// A holder that freezes between its fenced finish and its commit keeps the
-/// id's row locked by its transaction. Returns the transaction, left open,
-/// and what a rival's claim of the id did within `wait`: `None` if it was
-/// still waiting, or the fences granted (holder, rival).
+/// id's row locked by its transaction. Returns the holder's connection, its
+/// transaction left open, and what a rival's claim of the id did within
+/// `wait`: `None` if it was still waiting, or the fences granted (holder,
+/// rival).
 async fn rival_claim_while_finish_in_is_open(
     prefix: &str,
     idle_timeout: Option<Duration>,
@@ -342,13 +345,9 @@ async fn rival_claim_while_finish_in_is_open(
     let rival = with_statements::<String>(sql, settings(lease)).await;
     let mut config = cluster().config("postgres");
     if let Some(idle) = idle_timeout {
-        config.options(format!(
-            "-c idle_in_transaction_session_timeout={}",
-            idle.as_millis()
-        ));
+        end_idle_transactions(&mut config, idle);
     }
-    let (mut client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let mut client = connect_to(&config).await;
     let attempt = holder.claim("frozen".into()).await.unwrap().unwrap();
     let held = attempt.lease().fence();
     let tx = client.transaction().await.unwrap();
@@ -394,6 +393,27 @@ async fn the_idle_timeout_frees_an_id_whose_holder_froze_in_finish_in() {
     .await
 }
 
+#[test]
+fn end_idle_transactions_keeps_other_options_and_never_turns_the_timeout_off() {
+    let mut config = tokio_postgres::Config::new();
+    config.options("-c statement_timeout=5000");
+    end_idle_transactions(&mut config, Duration::from_millis(1500));
+    assert_eq!(
+        config.get_options(),
+        Some("-c statement_timeout=5000 -c idle_in_transaction_session_timeout=1500")
+    );
+    // 0 would turn the timeout off; a sub-millisecond wish is 1 ms.
+    let mut config = tokio_postgres::Config::new();
+    end_idle_transactions(&mut config, Duration::from_micros(10));
+    assert_eq!(
+        config.get_options(),
+        Some("-c idle_in_transaction_session_timeout=1")
+    );
+    // The setting's largest value, not a number the server refuses.
+    end_idle_transactions(&mut config, Duration::from_secs(u64::MAX));
+    assert!(config.get_options().unwrap().ends_with("=2147483647"));
+}
+
 /// Without the timeout, the rival waits for as long as the holder stays
 /// frozen: the reason the README asks for the setting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,11 +429,11 @@ async fn without_the_idle_timeout_a_holder_frozen_in_finish_in_blocks_its_id() {
 }
 
 async fn connect() -> tokio_postgres::Client {
-    let (client, connection) = cluster()
-        .config("postgres")
-        .connect(tokio_postgres::NoTls)
-        .await
-        .unwrap();
+    connect_to(&cluster().config("postgres")).await
+}
+
+async fn connect_to(config: &tokio_postgres::Config) -> tokio_postgres::Client {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     client
 }

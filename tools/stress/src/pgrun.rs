@@ -25,6 +25,7 @@ use async_tasks_recorder::sync::lock;
 use async_tasks_recorder_pg::cluster::Cluster;
 use async_tasks_recorder_pg::{
     Attempt, Config as PgConfig, Finish, Outcome, PgRecorder, Statements, TaskState,
+    end_idle_transactions,
 };
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -93,10 +94,7 @@ fn config(url: &str, app: &str) -> Result<tokio_postgres::Config, String> {
 /// lease, so the id is taken over instead of stalling every competitor.
 fn ledger_config(url: &str, lease: Duration) -> Result<tokio_postgres::Config, String> {
     let mut config = config(url, WORKER_APP)?;
-    config.options(format!(
-        "-c idle_in_transaction_session_timeout={}",
-        lease.as_millis()
-    ));
+    end_idle_transactions(&mut config, lease);
     Ok(config)
 }
 
