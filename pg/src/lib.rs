@@ -81,7 +81,7 @@ pub mod cluster;
 mod sql;
 
 #[doc(hidden)]
-pub use sql::Statements;
+pub use sql::{KnownBad, Statements, phase_of, state_code, state_codes};
 
 use async_tasks_recorder::spec::Phase;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -658,14 +658,20 @@ impl<K: Key> PgRecorder<K> {
 
     /// Ids now in `state` (none for `NotFound`), through the `(state, id)` index.
     pub async fn list(&self, state: TaskState) -> Result<Vec<K>, Error> {
-        let (a, b): (i16, i16) = match state {
-            TaskState::NotFound => return Ok(Vec::new()),
-            TaskState::Working => (1, 1),
-            TaskState::Failed => (2, 2),
-            TaskState::Success => (3, 4),
+        if state == TaskState::NotFound {
+            return Ok(Vec::new());
+        }
+        // The statement takes two codes: one phase is passed twice.
+        let phases: Vec<i16> = sql::phases_read_as(state).map(state_code).collect();
+        let (Some(&first), Some(&last)) = (phases.first(), phases.last()) else {
+            return Ok(Vec::new());
         };
         let rows = self
-            .run_idempotent(&self.inner.sql.list, &[Type::INT2, Type::INT2], &[&a, &b])
+            .run_idempotent(
+                &self.inner.sql.list,
+                &[Type::INT2, Type::INT2],
+                &[&first, &last],
+            )
             .await?;
         rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
     }
@@ -675,9 +681,9 @@ impl<K: Key> PgRecorder<K> {
         let rows = self.run_idempotent(&self.inner.sql.count, &[], &[]).await?;
         let mut total = 0;
         for row in &rows {
-            let phase: i16 = row.try_get(0)?;
+            let phase = phase_of(row.try_get(0)?);
             let n: i64 = row.try_get(1)?;
-            if phase != 0 && phase_of(phase).state() == state {
+            if phase != Phase::NotFound && phase.state() == state {
                 total += n as u64;
             }
         }
@@ -693,7 +699,11 @@ impl<K: Key> PgRecorder<K> {
         tx: Option<&Transaction<'_>>,
     ) -> Result<bool, Error> {
         let fence = lease.fence() as i64;
-        let state: i16 = if outcome == Outcome::Ok { 3 } else { 2 };
+        let finished = match outcome {
+            Outcome::Ok => Phase::Success,
+            Outcome::Err => Phase::Failed,
+        };
+        let state = state_code(finished);
         let ok = outcome == Outcome::Ok;
         let (sql, second, value): (&str, Type, &(dyn ToSql + Sync)) = match holding {
             Holding::Work => (&self.inner.sql.finish, Type::INT2, &state),
@@ -768,16 +778,6 @@ impl<K: Key> PgRecorder<K> {
         } else {
             Finish::Stale
         }))
-    }
-}
-
-fn phase_of(state: i16) -> Phase {
-    match state {
-        1 => Phase::Working,
-        2 => Phase::Failed,
-        3 => Phase::Success,
-        4 => Phase::Revoking,
-        _ => Phase::NotFound,
     }
 }
 

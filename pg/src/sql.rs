@@ -1,20 +1,33 @@
 //! The schema and the statements: one autocommit statement per operation,
 //! every guard inside it, time from the database clock only.
 //!
-//! States are stored as `smallint`, the discriminants of
-//! [`Phase`](async_tasks_recorder::spec::Phase): 0 `NotFound` (a revoked
-//! row, kept so its epoch stays monotone), 1 `Working`, 2 `Failed`,
-//! 3 `Success`, 4 `Revoking`.
+//! States are stored as `smallint`, the codes of [`state_code`] (the
+//! discriminants of [`Phase`]); every statement is formatted from that
+//! mapping, and no statement spells a state as a number.
 //!
 //! Leases are set to `clock_timestamp() + lease` and judged against
 //! `clock_timestamp() + shift`, where `shift` (microseconds, a parameter)
 //! is 0 except in tests: a replica with a shift judges every lease as if
 //! that much time had passed, on the server's clock. `clock_timestamp()` rather than `now()`: `now()` is frozen at the
 //! start of a transaction, and the fenced-finish transaction may be long.
+//!
+//! The guards that a known-bad statement ([`KnownBad`]) removes or weakens
+//! are the fragments below; the good and the bad statement are formatted
+//! by the same function from them, so neither can drift from the other.
+
+mod code;
+mod known_bad;
+
+pub(crate) use code::phases_read_as;
+pub use code::{phase_of, state_code, state_codes};
+pub use known_bad::KnownBad;
+
+use async_tasks_recorder::spec::Phase;
 
 /// The SQL text of every operation on one table. Built by
-/// [`Statements::new`]; its fields are public (and hidden from the docs) so
-/// that tests can swap in a known-bad statement and check that it is caught.
+/// [`Statements::new`], made known-bad by [`Statements::known_bad`]; its
+/// fields are public (and hidden from the docs) so that tests and tools can
+/// read a statement's text.
 #[doc(hidden)]
 #[derive(Clone, Debug)]
 pub struct Statements {
@@ -22,30 +35,130 @@ pub struct Statements {
     pub schema: String,
     /// NotFound/Failed/lapsed Working -> Working with a new fence.
     /// Params: id, lease µs, shift µs, client clock (read by no correct statement).
+    /// Returns the row's `(fence, epoch)` if granted.
     pub claim: String,
-    /// Working(fence) -> Success or Failed. Params: id, fence, new state (2 or 3).
+    /// Working(fence) -> Success or Failed. Params: id, fence, new state
+    /// (the code of `Success` or `Failed`). Returns the epoch if applied.
     pub finish: String,
     /// Extends the lease of Working or Revoking (fence). Params: id, fence, lease µs.
+    /// Returns the epoch if renewed.
     pub renew: String,
     /// Success or lapsed Revoking -> Revoking with a new fence. Params: id, lease µs, shift µs.
+    /// Returns the row's `(fence, epoch)` if granted.
     pub revoke_begin: String,
     /// Revoking(fence) -> NotFound (epoch + 1) or Success. Params: id, fence, ok.
+    /// Returns the epoch if applied.
     pub revoke_end: String,
     /// The stored record of one id, and whether its lease has run out. Params: id, shift µs.
+    /// Returns `(state, epoch, fence, success_fence, lapsed)`, no row for an absent id.
     pub read: String,
     /// The sweep for one id (used by `wait`). Params: id, shift µs.
     pub expire_one: String,
     /// The sweep: every lapsed row, any replica, idempotent. Params: shift µs, limit.
+    /// Returns `(id, new state)` per expired row.
     pub sweep: String,
     /// Ids in a state. Params: two state codes.
     pub list: String,
-    /// Row counts per state.
+    /// Row counts per state: `(state, count)`.
     pub count: String,
+    /// The table, to format a statement again as known-bad.
+    table: String,
 }
+
+/// The stored code of each phase, named for formatting into statements.
+struct Codes {
+    not_found: i16,
+    working: i16,
+    failed: i16,
+    success: i16,
+    revoking: i16,
+}
+
+const CODES: Codes = Codes {
+    not_found: state_code(Phase::NotFound),
+    working: state_code(Phase::Working),
+    failed: state_code(Phase::Failed),
+    success: state_code(Phase::Success),
+    revoking: state_code(Phase::Revoking),
+};
+
+/// The fence guard of the finish (and of renew and revoke end): only the
+/// attempt holding the current fence matches its row.
+const FENCE_IS_CURRENT: &str = "fence = $2";
+
+/// The read's first column: the state as stored, never one computed from
+/// the clock.
+const STORED_STATE: &str = "state";
 
 /// `clock_timestamp()` moved by the shift parameter `$n` (microseconds).
 fn now(n: usize) -> String {
     format!("(clock_timestamp() + ${n} * interval '1 microsecond')")
+}
+
+/// The interval of `$n` microseconds.
+fn micros(n: usize) -> String {
+    format!("(${n} * interval '1 microsecond')")
+}
+
+/// The state guard of the finish: the row is `Working`.
+fn finish_state_guard() -> String {
+    format!("state = {}", CODES.working)
+}
+
+/// The claim's lease guard: a `Working` row's lease has run out by
+/// `clock`, the database clock ([`now`]) in the good claim.
+fn claim_lapsed_by(clock: &str) -> String {
+    format!("t.lease_until <= {clock}")
+}
+
+/// Which existing rows a claim takes over: `NotFound`, `Failed`, or
+/// `Working` whose lease has run out by `lapsed`.
+fn claim_guard(lapsed: &str) -> String {
+    let Codes {
+        not_found,
+        failed,
+        working,
+        ..
+    } = CODES;
+    format!("WHERE t.state IN ({not_found}, {failed}) OR (t.state = {working} AND {lapsed})")
+}
+
+/// The claim of table `t`: inserts an absent row, or takes over an existing
+/// one if `guard` (a `WHERE` clause, or nothing) admits it.
+fn claim(t: &str, guard: &str) -> String {
+    let working = CODES.working;
+    let lease = micros(2);
+    format!(
+        "INSERT INTO {t} AS t (id, state, epoch, fence, lease_until)
+                 VALUES ($1, {working}, 0, nextval('{t}_fence'), clock_timestamp() + {lease})
+                 ON CONFLICT (id) DO UPDATE
+                   SET state = {working}, fence = nextval('{t}_fence'), lease_until = clock_timestamp() + {lease}
+                   {guard}
+                 RETURNING t.fence, t.epoch"
+    )
+}
+
+/// The finish of table `t`, matching the row only under `state_guard` and
+/// `fence_guard`.
+fn finish(t: &str, state_guard: &str, fence_guard: &str) -> String {
+    let success = CODES.success;
+    format!(
+        "UPDATE {t} SET state = $3,
+                   success_fence = CASE WHEN $3 = {success} THEN fence ELSE success_fence END,
+                   lease_until = NULL
+                 WHERE id = $1 AND {state_guard} AND {fence_guard}
+                 RETURNING epoch"
+    )
+}
+
+/// The read of table `t`, reporting `state` as its first column.
+fn read(t: &str, state: &str) -> String {
+    format!(
+        "SELECT {state}, epoch, fence, success_fence,
+                   coalesce(lease_until <= {now2}, false) AS lapsed
+                 FROM {t} WHERE id = $1",
+        now2 = now(2),
+    )
 }
 
 impl Statements {
@@ -53,82 +166,69 @@ impl Statements {
     /// `table` must be a plain identifier (checked by the caller).
     pub fn new(table: &str, key_type: &str) -> Statements {
         let t = table;
-        let micros = |n: usize| format!("(${n} * interval '1 microsecond')");
+        let Codes {
+            not_found,
+            working,
+            failed,
+            success,
+            revoking,
+        } = CODES;
         Statements {
             schema: format!(
                 "CREATE SEQUENCE IF NOT EXISTS {t}_fence;
                  CREATE TABLE IF NOT EXISTS {t} (
                    id {key_type} PRIMARY KEY,
-                   state smallint NOT NULL CHECK (state BETWEEN 0 AND 4),
+                   state smallint NOT NULL CHECK (state BETWEEN {not_found} AND {revoking}),
                    epoch bigint NOT NULL DEFAULT 0,
                    fence bigint NOT NULL,
                    success_fence bigint,
                    lease_until timestamptz,
-                   CHECK ((state IN (1, 4)) = (lease_until IS NOT NULL))
+                   CHECK ((state IN ({working}, {revoking})) = (lease_until IS NOT NULL))
                  );
                  CREATE INDEX IF NOT EXISTS {t}_by_state ON {t} (state, id);
-                 CREATE INDEX IF NOT EXISTS {t}_leased ON {t} (lease_until) WHERE state IN (1, 4);"
+                 CREATE INDEX IF NOT EXISTS {t}_leased ON {t} (lease_until) WHERE state IN ({working}, {revoking});"
             ),
-            claim: format!(
-                "INSERT INTO {t} AS t (id, state, epoch, fence, lease_until)
-                 VALUES ($1, 1, 0, nextval('{t}_fence'), clock_timestamp() + {lease})
-                 ON CONFLICT (id) DO UPDATE
-                   SET state = 1, fence = nextval('{t}_fence'), lease_until = clock_timestamp() + {lease}
-                   WHERE t.state IN (0, 2) OR (t.state = 1 AND t.lease_until <= {now3})
-                 RETURNING t.fence, t.epoch",
-                now3 = now(3),
-                lease = micros(2),
-            ),
-            finish: format!(
-                "UPDATE {t} SET state = $3,
-                   success_fence = CASE WHEN $3 = 3 THEN fence ELSE success_fence END,
-                   lease_until = NULL
-                 WHERE id = $1 AND state = 1 AND fence = $2
-                 RETURNING epoch"
-            ),
+            claim: claim(t, &claim_guard(&claim_lapsed_by(&now(3)))),
+            finish: finish(t, &finish_state_guard(), FENCE_IS_CURRENT),
             renew: format!(
                 "UPDATE {t} SET lease_until = clock_timestamp() + {lease}
-                 WHERE id = $1 AND state IN (1, 4) AND fence = $2
+                 WHERE id = $1 AND state IN ({working}, {revoking}) AND {FENCE_IS_CURRENT}
                  RETURNING epoch",
                 lease = micros(3),
             ),
             revoke_begin: format!(
-                "UPDATE {t} SET state = 4, fence = nextval('{t}_fence'), lease_until = clock_timestamp() + {lease}
-                 WHERE id = $1 AND (state = 3 OR (state = 4 AND lease_until <= {now3}))
+                "UPDATE {t} SET state = {revoking}, fence = nextval('{t}_fence'), lease_until = clock_timestamp() + {lease}
+                 WHERE id = $1 AND (state = {success} OR (state = {revoking} AND lease_until <= {now3}))
                  RETURNING fence, epoch",
                 now3 = now(3),
                 lease = micros(2),
             ),
             revoke_end: format!(
-                "UPDATE {t} SET state = CASE WHEN $3 THEN 0 ELSE 3 END,
+                "UPDATE {t} SET state = CASE WHEN $3 THEN {not_found} ELSE {success} END,
                    epoch = epoch + CASE WHEN $3 THEN 1 ELSE 0 END,
                    lease_until = NULL
-                 WHERE id = $1 AND state = 4 AND fence = $2
+                 WHERE id = $1 AND state = {revoking} AND {FENCE_IS_CURRENT}
                  RETURNING epoch"
             ),
-            read: format!(
-                "SELECT state, epoch, fence, success_fence,
-                   coalesce(lease_until <= {now2}, false) AS lapsed
-                 FROM {t} WHERE id = $1",
-                now2 = now(2),
-            ),
+            read: read(t, STORED_STATE),
             expire_one: format!(
-                "UPDATE {t} SET state = CASE WHEN state = 1 THEN 2 ELSE 3 END, lease_until = NULL
-                 WHERE id = $1 AND state IN (1, 4) AND lease_until <= {now2}
+                "UPDATE {t} SET state = CASE WHEN state = {working} THEN {failed} ELSE {success} END, lease_until = NULL
+                 WHERE id = $1 AND state IN ({working}, {revoking}) AND lease_until <= {now2}
                  RETURNING state",
                 now2 = now(2),
             ),
             sweep: format!(
-                "UPDATE {t} SET state = CASE WHEN state = 1 THEN 2 ELSE 3 END, lease_until = NULL
+                "UPDATE {t} SET state = CASE WHEN state = {working} THEN {failed} ELSE {success} END, lease_until = NULL
                  WHERE id IN (SELECT id FROM {t}
-                              WHERE state IN (1, 4) AND lease_until <= {now1}
+                              WHERE state IN ({working}, {revoking}) AND lease_until <= {now1}
                               ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED)
-                   AND state IN (1, 4) AND lease_until <= {now1}
+                   AND state IN ({working}, {revoking}) AND lease_until <= {now1}
                  RETURNING id, state",
                 now1 = now(1),
             ),
             list: format!("SELECT id FROM {t} WHERE state IN ($1, $2) ORDER BY id"),
             count: format!("SELECT state, count(*) FROM {t} GROUP BY state"),
+            table: t.to_owned(),
         }
     }
 }
