@@ -12,7 +12,9 @@
 //! The ratios are printed at the end and copied to benches/results/postgres.md.
 
 use async_tasks_recorder_pg::cluster::Cluster;
-use async_tasks_recorder_pg::{Config, Outcome, PgRecorder, Statements, TaskState};
+use async_tasks_recorder_pg::{
+    Config, Outcome, PgRecorder, Phase, Statements, TaskState, state_code,
+};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::process::Command;
 use std::sync::Arc;
@@ -140,15 +142,10 @@ fn bench(c: &mut Criterion) {
         r.install().await.unwrap();
     });
     let claim = pgbench_sql(&sql.claim, &[":id", "30000000", "0", "now()"]);
-    let finish = pgbench_sql(&sql.finish, &[":id", ":fence", "3"]);
-    let script = format!(
-        "\\set id random(1, 9000000000000000000)\n{} \\gset\n{};\n",
-        claim.replace(
-            "RETURNING t.fence, t.epoch",
-            "RETURNING t.fence AS fence, t.epoch AS epoch"
-        ),
-        finish
-    );
+    let success = state_code(Phase::Success).to_string();
+    let finish = pgbench_sql(&sql.finish, &[":id", ":fence", &success]);
+    // `\gset` stores the claim's returned columns as `:fence` and `:epoch`.
+    let script = format!("\\set id random(1, 9000000000000000000)\n{claim} \\gset\n{finish};\n");
     let script_path = std::env::temp_dir().join(format!("atr-pgbench-{}.sql", std::process::id()));
     std::fs::write(&script_path, script).expect("write pgbench script");
     let clients = CLIENTS.to_string();
@@ -192,12 +189,15 @@ fn bench(c: &mut Criterion) {
     let listed = PgRecorder::<i64>::new(cluster.config("postgres"), "listing", settings.clone())
         .expect("recorder");
     rt.block_on(listed.install()).expect("install");
+    let (failed, succeeded) = (state_code(Phase::Failed), state_code(Phase::Success));
     cluster
         .psql(
             "postgres",
-            "INSERT INTO listing (id, state, epoch, fence, success_fence)
-             SELECT g, CASE WHEN g % 1000 = 0 THEN 2 ELSE 3 END, 0, g, g
-             FROM generate_series(1, 1000000) g",
+            &format!(
+                "INSERT INTO listing (id, state, epoch, fence, success_fence)
+                 SELECT g, CASE WHEN g % 1000 = 0 THEN {failed} ELSE {succeeded} END, 0, g, g
+                 FROM generate_series(1, 1000000) g"
+            ),
         )
         .expect("fill listing");
     cluster

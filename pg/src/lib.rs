@@ -83,7 +83,6 @@ mod sql;
 #[doc(hidden)]
 pub use sql::{KnownBad, Statements, phase_of, state_code, state_codes};
 
-use async_tasks_recorder::spec::Phase;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::future::Future;
 use std::sync::Arc;
@@ -93,7 +92,7 @@ use tokio_postgres::types::{FromSqlOwned, ToSql, Type};
 use tokio_postgres::{NoTls, Row, Transaction};
 use tokio_util::sync::CancellationToken;
 
-pub use async_tasks_recorder::spec::{Epoch, Fence, Outcome, TaskState};
+pub use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase, TaskState};
 
 /// A type usable as a task id: a column type and its Rust mapping.
 pub trait Key: ToSql + FromSqlOwned + Clone + Send + Sync + std::fmt::Debug + 'static {

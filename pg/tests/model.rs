@@ -23,7 +23,7 @@ mod common;
 use async_tasks_recorder::spec::{
     FencedOp, FencedResponse, Outcome, Record, Response, RevokeRefusal, TaskState, fenced_step,
 };
-use async_tasks_recorder_pg::{Attempt, Finish, PgRecorder, RevokeRefused, Statements};
+use async_tasks_recorder_pg::{Attempt, Finish, KnownBad, PgRecorder, RevokeRefused, Statements};
 use common::{settings, table, with_statements, within};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -457,10 +457,7 @@ async fn concurrent_histories_are_linearizable() {
 /// Bite: the sequential comparison catches an unfenced finish.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bite_the_model_run_catches_an_unfenced_finish() {
-    let mut sql = Statements::new(&table("seqbite"), "bigint");
-    sql.finish = sql
-        .finish
-        .replace("AND fence = $2", "AND $2::int8 IS NOT NULL");
+    let sql = Statements::new(&table("seqbite"), "bigint").known_bad(KnownBad::FinishWithoutFence);
     let error = within(600, "sequential bite run", sequential_run(sql, 200, 7))
         .await
         .unwrap_err();
@@ -511,13 +508,7 @@ fn the_checker_rejects_a_second_success_in_one_epoch() {
 /// Bite: the sequential comparison catches a read that computes expiry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bite_the_model_run_catches_expiry_in_the_read() {
-    let mut sql = Statements::new(&table("readbite"), "bigint");
-    sql.read = sql.read.replacen(
-        "SELECT state,",
-        "SELECT CASE WHEN state = 1 AND lease_until <= (clock_timestamp() + $2 * interval '1 microsecond') \
-         THEN 2::smallint ELSE state END,",
-        1,
-    );
+    let sql = Statements::new(&table("readbite"), "bigint").known_bad(KnownBad::ReadComputesExpiry);
     let error = within(600, "read-path expiry run", sequential_run(sql, 200, 11))
         .await
         .unwrap_err();
