@@ -1,0 +1,329 @@
+//! A granted attempt: its [`Lease`], the renewal loop that keeps the lease,
+//! the fenced finish (in autocommit with in-doubt resolution, or inside the
+//! caller's transaction), and the drop guard that finishes an abandoned
+//! attempt with `Err`.
+
+use crate::db::{Db, Holding, Key};
+use crate::error::Error;
+use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio_postgres::Transaction;
+use tokio_util::sync::CancellationToken;
+
+/// What a fenced finish did.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+pub enum Finish {
+    /// The fence was current: the id is now `Success` or `Failed`.
+    Applied,
+    /// The fence was not current (the lease ran out and the id was expired
+    /// or taken over), or this attempt was already finished: nothing
+    /// changed. An `Err` finish whose row has since moved on also reads
+    /// `Stale`: either way the attempt ended without success.
+    Stale,
+}
+
+impl Finish {
+    fn of(applied: bool) -> Finish {
+        if applied {
+            Finish::Applied
+        } else {
+            Finish::Stale
+        }
+    }
+}
+
+/// The token a task runs under: `(id, epoch, fence)`, and whether the
+/// lease was lost. Clones share the lost flag.
+pub struct Lease<K> {
+    inner: Arc<LeaseInner<K>>,
+}
+
+impl<K> Clone for Lease<K> {
+    fn clone(&self) -> Self {
+        Lease {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K: std::fmt::Debug> std::fmt::Debug for Lease<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("id", &self.inner.id)
+            .field("epoch", &self.inner.epoch)
+            .field("fence", &self.inner.fence)
+            .field("lost", &self.is_lost())
+            .finish()
+    }
+}
+
+struct LeaseInner<K> {
+    id: K,
+    epoch: Epoch,
+    fence: Fence,
+    /// Cancelled when the lease is lost.
+    lost: CancellationToken,
+    /// Set by the first finish (or drop): later ones are `Stale`.
+    settled: AtomicBool,
+}
+
+impl<K> Lease<K> {
+    /// The task id.
+    pub fn id(&self) -> &K {
+        &self.inner.id
+    }
+    /// The revoke epoch the attempt runs in: `(id, epoch)` is an idempotency key.
+    pub fn epoch(&self) -> Epoch {
+        self.inner.epoch
+    }
+    /// The fencing token: greater than every token issued for this id before.
+    pub fn fence(&self) -> Fence {
+        self.inner.fence
+    }
+    /// Whether a renewal was refused or none was acknowledged within a
+    /// lease period: the finish will likely be `Stale`.
+    pub fn is_lost(&self) -> bool {
+        self.inner.lost.is_cancelled()
+    }
+    /// Resolves when the lease is lost.
+    pub async fn lost(&self) {
+        self.inner.lost.cancelled().await
+    }
+}
+
+/// An accepted claim or revoke: its lease is renewed in the background
+/// until it is finished or dropped. Dropping it unfinished finishes it with
+/// `Err` in the background (if a runtime is running), so the id does not
+/// wait for its lease to run out.
+pub struct Attempt<K: Key> {
+    db: Arc<Db>,
+    lease: Lease<K>,
+    holding: Holding,
+    stop_renewal: CancellationToken,
+}
+
+impl<K: Key> Attempt<K> {
+    /// The attempt a grant of `holding` returned, with its renewal loop
+    /// started on the current runtime.
+    pub(crate) fn start(
+        db: Arc<Db>,
+        id: K,
+        epoch: Epoch,
+        fence: Fence,
+        holding: Holding,
+    ) -> Attempt<K> {
+        let lease = Lease {
+            inner: Arc::new(LeaseInner {
+                id,
+                epoch,
+                fence,
+                lost: CancellationToken::new(),
+                settled: AtomicBool::new(false),
+            }),
+        };
+        let stop = CancellationToken::new();
+        tokio::spawn(renew_loop(db.clone(), lease.clone(), stop.clone()));
+        Attempt {
+            db,
+            lease,
+            holding,
+            stop_renewal: stop,
+        }
+    }
+
+    /// The lease to hand to the task.
+    pub fn lease(&self) -> &Lease<K> {
+        &self.lease
+    }
+
+    /// Runs `body` in place with this attempt's lease, then finishes the
+    /// attempt with its output's outcome: the tail that a launch and a
+    /// revoke run in place share once their claim is granted.
+    pub(crate) async fn run<F, Fut, R, E>(self, body: F) -> (Result<R, E>, Result<Finish, Error>)
+    where
+        F: FnOnce(Lease<K>) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+    {
+        let output = body(self.lease.clone()).await;
+        let finish = self.finish(Outcome::of(&output)).await;
+        (output, finish)
+    }
+
+    /// Stops the renewal; `true` for the first caller only, who sends the
+    /// finish.
+    fn take(&self) -> bool {
+        self.stop_renewal.cancel();
+        !self.lease.inner.settled.swap(true, Ordering::AcqRel)
+    }
+
+    /// The fenced finish statement of this attempt, in `tx` if given.
+    async fn send_finish(
+        &self,
+        outcome: Outcome,
+        tx: Option<&Transaction<'_>>,
+    ) -> Result<bool, Error> {
+        let lease = &self.lease;
+        (self.db)
+            .finish(lease.id(), lease.fence(), self.holding, outcome, tx)
+            .await
+    }
+
+    /// The fenced finish: `Applied` if this attempt's fence was still
+    /// current, `Stale` if not.
+    ///
+    /// If the connection fails after the statement may have been sent, the
+    /// row is re-read with this fence to learn whether it committed (and
+    /// the finish is sent again if it did not), up to five tries.
+    pub async fn finish(self, outcome: Outcome) -> Result<Finish, Error> {
+        if !self.take() {
+            return Ok(Finish::Stale);
+        }
+        let mut last = None;
+        for attempt in 0..5u32 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                match resolve(&self.db, &self.lease, self.holding, outcome).await {
+                    Ok(Some(done)) => return Ok(done),
+                    Ok(None) => {}
+                    Err(Error::InDoubt) => return Err(Error::InDoubt),
+                    Err(e) => {
+                        last = Some(e);
+                        continue;
+                    }
+                }
+            }
+            match self.send_finish(outcome, None).await {
+                Ok(applied) => return Ok(Finish::of(applied)),
+                // The server refused the statement with an ERROR: the
+                // autocommit statement rolled back. (A FATAL ends the
+                // session: in doubt like an I/O error.)
+                Err(e) if e.rolled_back() => return Err(e),
+                // Connection trouble: the statement may or may not have
+                // committed; the next round re-reads the row.
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(Error::InDoubt))
+    }
+
+    /// The fenced finish inside the caller's transaction `tx`, so the
+    /// task's own writes in `tx` commit with it. Commit `tx` only on
+    /// `Applied`; on `Stale`, roll it back. The row stays locked by `tx`
+    /// until it ends, so competing claims wait for the outcome.
+    ///
+    /// A process that freezes before it ends `tx` (a stop signal, a long
+    /// pause, a lost network) therefore blocks every claim of the id for as
+    /// long as the server keeps its session. Give the connection of `tx`
+    /// [`end_idle_transactions`] of about one lease: the server then ends
+    /// the frozen session, the finish and the writes roll back together,
+    /// and the id is taken over once its lease has run out.
+    pub async fn finish_in(self, tx: &Transaction<'_>, outcome: Outcome) -> Result<Finish, Error> {
+        if !self.take() {
+            return Ok(Finish::Stale);
+        }
+        Ok(Finish::of(self.send_finish(outcome, Some(tx)).await?))
+    }
+}
+
+impl<K: Key> Drop for Attempt<K> {
+    fn drop(&mut self) {
+        if !self.take() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (db, lease, holding) = (self.db.clone(), self.lease.clone(), self.holding);
+        runtime.spawn(async move {
+            let _ = db
+                .finish(lease.id(), lease.fence(), holding, Outcome::Err, None)
+                .await;
+        });
+    }
+}
+
+/// Resolves a finish whose statement failed in transit by reading the
+/// row with the finisher's fence (see [`Attempt::finish`]): `None` if it
+/// has not been applied and may be sent again.
+pub(crate) async fn resolve<K: Key>(
+    db: &Db,
+    lease: &Lease<K>,
+    holding: Holding,
+    outcome: Outcome,
+) -> Result<Option<Finish>, Error> {
+    let now = db.read(lease.id()).await?;
+    let mine = lease.fence();
+    let applied = match (holding, outcome) {
+        (Holding::Work, _) if now.fence == mine && now.phase == Phase::Working => {
+            return Ok(None);
+        }
+        (Holding::Revoke, _) if now.fence == mine && now.phase == Phase::Revoking => {
+            return Ok(None);
+        }
+        (Holding::Work, Outcome::Ok) => {
+            if now.success_fence == Some(mine) {
+                true
+            } else if now.epoch == lease.epoch() {
+                false
+            } else {
+                return Err(Error::InDoubt);
+            }
+        }
+        (Holding::Work, Outcome::Err) => now.fence == mine && now.phase == Phase::Failed,
+        (Holding::Revoke, Outcome::Ok) => now.epoch > lease.epoch(),
+        (Holding::Revoke, Outcome::Err) => now.fence == mine && now.phase == Phase::Success,
+    };
+    Ok(Some(Finish::of(applied)))
+}
+
+/// Renews `lease` every third of the lease period until `stop`; marks it
+/// lost when a renewal is refused or none is acknowledged for a period.
+async fn renew_loop<K: Key>(db: Arc<Db>, lease: Lease<K>, stop: CancellationToken) {
+    let period = db.lease();
+    let mut acknowledged = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(period / 3) => {}
+        }
+        if !db.hooks.renewing() {
+            continue;
+        }
+        let sent = tokio::time::Instant::now();
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            renewed = db.renew(lease.id(), lease.fence()) => match renewed {
+                Ok(true) => acknowledged = sent,
+                Ok(false) => {
+                    lease.inner.lost.cancel();
+                    return;
+                }
+                Err(_) => {}
+            }
+        }
+        if acknowledged.elapsed() >= period {
+            lease.inner.lost.cancel();
+        }
+    }
+}
+
+/// Makes the server end a session of `config` that stays idle inside a
+/// transaction for `after` (PostgreSQL's
+/// `idle_in_transaction_session_timeout`), keeping the options already set.
+/// `after` is rounded up to 1 ms, since 0 would turn the timeout off, and
+/// capped at the setting's largest value. See [`Attempt::finish_in`].
+pub fn end_idle_transactions(
+    config: &mut tokio_postgres::Config,
+    after: Duration,
+) -> &mut tokio_postgres::Config {
+    let millis = after.as_millis().clamp(1, i32::MAX as u128);
+    let setting = format!("-c idle_in_transaction_session_timeout={millis}");
+    let options = match config.get_options() {
+        Some(set) if !set.trim().is_empty() => format!("{set} {setting}"),
+        _ => setting,
+    };
+    config.options(options)
+}

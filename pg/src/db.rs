@@ -1,0 +1,342 @@
+//! The database handle: the pool, the statements, the id's column type,
+//! the lease, and one method per statement. Every method sends one
+//! autocommit statement (or, for a finish, one statement inside the
+//! caller's transaction); the recorder and its attempts decide what to send
+//! and what an answer means.
+//!
+//! Each statement's parameters and returned columns are listed on its
+//! field of [`Statements`]; the methods below bind and read them in that
+//! order.
+
+use crate::error::Error;
+use crate::hooks::Hooks;
+use crate::sql::{Statements, phase_of, phases_read_as, state_code};
+use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase, TaskState};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::Duration;
+use tokio_postgres::types::{FromSqlOwned, ToSql, Type};
+use tokio_postgres::{NoTls, Row, Transaction};
+
+/// A type usable as a task id: a column type and its Rust mapping.
+pub trait Key: ToSql + FromSqlOwned + Clone + Send + Sync + std::fmt::Debug + 'static {
+    /// The SQL type of the id column.
+    const SQL_TYPE: &'static str;
+    /// The client-side type of the id parameter.
+    fn pg_type() -> Type;
+}
+
+impl Key for String {
+    const SQL_TYPE: &'static str = "text";
+    fn pg_type() -> Type {
+        Type::TEXT
+    }
+}
+
+impl Key for i64 {
+    const SQL_TYPE: &'static str = "bigint";
+    fn pg_type() -> Type {
+        Type::INT8
+    }
+}
+
+/// The stored record of one id, as the read statement returns it.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+pub struct Stored {
+    /// The stored phase.
+    pub phase: Phase,
+    /// Completed revokes.
+    pub epoch: Epoch,
+    /// The latest fence issued for the id (0 for an absent row).
+    pub fence: Fence,
+    /// The fence of the attempt that made the latest success.
+    pub success_fence: Option<Fence>,
+    /// The lease has run out by the database clock (not yet swept).
+    pub lapsed: bool,
+}
+
+impl Stored {
+    /// What the read reports for an id without a row.
+    const ABSENT: Stored = Stored {
+        phase: Phase::NotFound,
+        epoch: 0,
+        fence: 0,
+        success_fence: None,
+        lapsed: false,
+    };
+
+    /// Decodes a row of the read: `(state, epoch, fence, success_fence, lapsed)`.
+    fn from_row(row: &Row) -> Stored {
+        let state: i16 = row.get(0);
+        let epoch: i64 = row.get(1);
+        let fence: i64 = row.get(2);
+        let success_fence: Option<i64> = row.get(3);
+        Stored {
+            phase: phase_of(state),
+            epoch: epoch as Epoch,
+            fence: fence as Fence,
+            success_fence: success_fence.map(|f| f as Fence),
+            lapsed: row.get(4),
+        }
+    }
+}
+
+/// What an attempt holds: a launch's `Working` or a revoke's `Revoking`.
+/// It picks the statement that grants the attempt and the one that
+/// finishes it.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(crate) enum Holding {
+    Work,
+    Revoke,
+}
+
+/// A statement parameter.
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// A lease or interval in microseconds, refusing zero and overflow.
+fn positive_micros(d: Duration) -> Result<i64, Error> {
+    i64::try_from(d.as_micros())
+        .ok()
+        .filter(|&m| m > 0)
+        .ok_or(Error::BadDuration(d))
+}
+
+/// One recorder's connection to its table, shared by its clones and
+/// attempts.
+pub(crate) struct Db {
+    pool: Pool,
+    sql: Statements,
+    key_type: Type,
+    lease_micros: i64,
+    /// The test switches, read by the statements and the renewal loop.
+    pub(crate) hooks: Hooks,
+}
+
+impl Db {
+    /// A pool of `pool_size` connections to the database `config` names,
+    /// sending `sql` with ids of column type `key_type` under leases of
+    /// `lease`.
+    pub(crate) fn open(
+        config: tokio_postgres::Config,
+        sql: Statements,
+        key_type: Type,
+        lease: Duration,
+        pool_size: usize,
+    ) -> Result<Db, Error> {
+        let lease_micros = positive_micros(lease)?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .build()
+            .map_err(|e| Error::Pool(e.to_string()))?;
+        Ok(Db {
+            pool,
+            sql,
+            key_type,
+            lease_micros,
+            hooks: Hooks::default(),
+        })
+    }
+
+    /// How long a grant or a renewal holds the id.
+    pub(crate) fn lease(&self) -> Duration {
+        Duration::from_micros(self.lease_micros as u64)
+    }
+
+    /// Runs the schema's DDL.
+    pub(crate) async fn install(&self) -> Result<(), Error> {
+        let client = self.pool.get().await?;
+        client.batch_execute(&self.sql.schema).await?;
+        Ok(())
+    }
+
+    async fn run(
+        &self,
+        sql: &str,
+        types: &[Type],
+        params: &[Param<'_>],
+    ) -> Result<Vec<Row>, Error> {
+        let client = self.pool.get().await?;
+        let statement = client.prepare_typed_cached(sql, types).await?;
+        Ok(client.query(&statement, params).await?)
+    }
+
+    /// [`run`](Self::run) for a statement that may safely run twice (a
+    /// read, the sweep, an expiry): after a connection that broke (the
+    /// server restarted, the network cut it), it is retried on another
+    /// pooled connection, as many times as the pool has connections, since
+    /// each of them may have broken at once. A server that refused the
+    /// statement (a database error) is not retried.
+    async fn run_idempotent(
+        &self,
+        sql: &str,
+        types: &[Type],
+        params: &[Param<'_>],
+    ) -> Result<Vec<Row>, Error> {
+        let mut tries = self.pool.status().max_size + 1;
+        loop {
+            match self.run(sql, types, params).await {
+                Err(e) if e.broke_connection() && tries > 1 => tries -= 1,
+                done => return done,
+            }
+        }
+    }
+
+    /// The stored record of `id`.
+    pub(crate) async fn read(&self, id: Param<'_>) -> Result<Stored, Error> {
+        let rows = self
+            .run_idempotent(
+                &self.sql.read,
+                &[self.key_type.clone(), Type::INT8],
+                &[id, &self.hooks.shift()],
+            )
+            .await?;
+        Ok(rows.first().map_or(Stored::ABSENT, Stored::from_row))
+    }
+
+    /// The guarded statement that grants `holding` of `id` (the claim, or
+    /// the revoke begin): `(epoch, fence)` of the new attempt if its guard
+    /// admitted the row, `None` if not. Sent once: a grant that failed in
+    /// transit is not resent.
+    pub(crate) async fn grant(
+        &self,
+        id: Param<'_>,
+        holding: Holding,
+    ) -> Result<Option<(Epoch, Fence)>, Error> {
+        let shift = self.hooks.shift();
+        let rows = match holding {
+            Holding::Work => {
+                let types = [
+                    self.key_type.clone(),
+                    Type::INT8,
+                    Type::INT8,
+                    Type::TIMESTAMPTZ,
+                ];
+                let client_now = self.hooks.client_now();
+                let params: [Param; 4] = [id, &self.lease_micros, &shift, &client_now];
+                self.run(&self.sql.claim, &types, &params).await?
+            }
+            Holding::Revoke => {
+                let types = [self.key_type.clone(), Type::INT8, Type::INT8];
+                let params: [Param; 3] = [id, &self.lease_micros, &shift];
+                self.run(&self.sql.revoke_begin, &types, &params).await?
+            }
+        };
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let fence: i64 = row.try_get(0)?;
+        let epoch: i64 = row.try_get(1)?;
+        Ok(Some((epoch as Epoch, fence as Fence)))
+    }
+
+    /// Extends the lease of the attempt holding `fence` on `id`; `Ok(false)`
+    /// if that fence is no longer current.
+    pub(crate) async fn renew(&self, id: Param<'_>, fence: Fence) -> Result<bool, Error> {
+        let types = [self.key_type.clone(), Type::INT8, Type::INT8, Type::INT8];
+        let params: [Param; 4] = [id, &(fence as i64), &self.lease_micros, &self.hooks.shift()];
+        let rows = self.run(&self.sql.renew, &types, &params).await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// The fenced finish of `holding` by the attempt holding `fence` on
+    /// `id`, in `tx` if given, else in autocommit; `Ok(true)` if it matched
+    /// the row.
+    pub(crate) async fn finish(
+        &self,
+        id: Param<'_>,
+        fence: Fence,
+        holding: Holding,
+        outcome: Outcome,
+        tx: Option<&Transaction<'_>>,
+    ) -> Result<bool, Error> {
+        let fence = fence as i64;
+        let finished = match outcome {
+            Outcome::Ok => Phase::Success,
+            Outcome::Err => Phase::Failed,
+        };
+        let state = state_code(finished);
+        let ok = outcome == Outcome::Ok;
+        let (sql, third, value): (&str, Type, Param) = match holding {
+            Holding::Work => (&self.sql.finish, Type::INT2, &state),
+            Holding::Revoke => (&self.sql.revoke_end, Type::BOOL, &ok),
+        };
+        let types = [self.key_type.clone(), Type::INT8, third];
+        let params: [Param; 3] = [id, &fence, value];
+        let rows = match tx {
+            Some(tx) => {
+                let statement = tx.prepare_typed(sql, &types).await?;
+                tx.query(&statement, &params).await?
+            }
+            None => self.run(sql, &types, &params).await?,
+        };
+        Ok(!rows.is_empty())
+    }
+
+    /// Expires `id` if its lease has run out (the sweep for one id).
+    pub(crate) async fn expire_one(&self, id: Param<'_>) -> Result<(), Error> {
+        self.run_idempotent(
+            &self.sql.expire_one,
+            &[self.key_type.clone(), Type::INT8],
+            &[id, &self.hooks.shift()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Expires up to `limit` lapsed rows: each expired id with its new state.
+    pub(crate) async fn sweep<K: FromSqlOwned>(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(K, TaskState)>, Error> {
+        let rows = self
+            .run_idempotent(
+                &self.sql.sweep,
+                &[Type::INT8, Type::INT8],
+                &[&self.hooks.shift(), &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let state: i16 = row.try_get(1)?;
+                Ok((row.try_get(0)?, phase_of(state).state()))
+            })
+            .collect()
+    }
+
+    /// Ids whose stored phase reads as `state` (none for `NotFound`: a
+    /// `NotFound` row is a revoked one, not a listed id).
+    pub(crate) async fn list<K: FromSqlOwned>(&self, state: TaskState) -> Result<Vec<K>, Error> {
+        if state == TaskState::NotFound {
+            return Ok(Vec::new());
+        }
+        // The statement takes two codes: one phase is passed twice.
+        let phases: Vec<i16> = phases_read_as(state).map(state_code).collect();
+        let (Some(&first), Some(&last)) = (phases.first(), phases.last()) else {
+            return Ok(Vec::new());
+        };
+        let rows = self
+            .run_idempotent(&self.sql.list, &[Type::INT2, Type::INT2], &[&first, &last])
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+    }
+
+    /// How many ids are in `state` (0 for `NotFound`).
+    pub(crate) async fn count(&self, state: TaskState) -> Result<u64, Error> {
+        let rows = self.run_idempotent(&self.sql.count, &[], &[]).await?;
+        let mut total = 0;
+        for row in &rows {
+            let phase = phase_of(row.try_get(0)?);
+            let n: i64 = row.try_get(1)?;
+            if phase != Phase::NotFound && phase.state() == state {
+                total += n as u64;
+            }
+        }
+        Ok(total)
+    }
+}

@@ -1,0 +1,73 @@
+//! The crate's error: connection loss, a refused statement, bad input.
+
+use std::time::Duration;
+
+/// Errors are values: connection loss, a refused statement, bad input.
+#[derive(Debug)]
+pub enum Error {
+    /// The pool could not hand out a connection.
+    Pool(String),
+    /// A statement failed. The server rolled it back (an autocommit
+    /// statement either commits whole or not at all), unless it was a
+    /// finish, whose in-doubt outcome is resolved by re-reading the row.
+    Db(tokio_postgres::Error),
+    /// The table name is not a plain lower-case identifier.
+    BadTableName(String),
+    /// A lease or interval out of range.
+    BadDuration(Duration),
+    /// A finish whose outcome could not be resolved: the connection failed
+    /// after sending it, and by the time the row could be re-read the id
+    /// had been revoked and succeeded again in a later epoch.
+    InDoubt,
+    /// The id changed state on every one of many retries of a claim or
+    /// revoke; nothing was changed by this call.
+    Contended,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Pool(e) => write!(f, "no database connection: {e}"),
+            Error::Db(e) => write!(f, "database error: {e}"),
+            Error::BadTableName(name) => write!(
+                f,
+                "table name {name:?} is not a lower-case identifier of at most 50 characters"
+            ),
+            Error::BadDuration(d) => write!(f, "duration {d:?} out of range"),
+            Error::InDoubt => write!(f, "finish outcome in doubt: the id moved to a later epoch"),
+            Error::Contended => write!(f, "the id changed state on every retry"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Error::Db(e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => Error::Db(e),
+            e => Error::Pool(e.to_string()),
+        }
+    }
+}
+
+impl Error {
+    /// The connection broke under the statement (an I/O error, or a
+    /// `FATAL` that ended the session): whether the statement committed is
+    /// unknown, and another connection may succeed.
+    pub(crate) fn broke_connection(&self) -> bool {
+        matches!(self, Error::Db(e) if e.as_db_error().is_none_or(|db| db.severity() == "FATAL"))
+    }
+
+    /// The server refused the statement with an `ERROR`: an autocommit
+    /// statement rolled back, and sending it again would be refused again.
+    pub(crate) fn rolled_back(&self) -> bool {
+        matches!(self, Error::Db(e) if e.as_db_error().is_some_and(|db| db.severity() == "ERROR"))
+    }
+}

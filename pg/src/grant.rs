@@ -1,0 +1,67 @@
+//! The one path that grants an attempt, for a claim and a revoke begin
+//! alike: send the guarded statement; on a row, the attempt holds the id;
+//! on none, read the row, and either refuse by its state or, if the row
+//! changed in between so that the guard would now admit it, try again.
+
+use crate::attempt::Attempt;
+use crate::db::{Db, Holding, Key, Stored};
+use crate::error::Error;
+use crate::refusal::RevokeRefused;
+use async_tasks_recorder::spec::{Phase, TaskState};
+use std::sync::Arc;
+
+/// Tries before a grant gives up with [`Error::Contended`].
+const TRIES: usize = 64;
+
+/// A refusal of a grant: which attempt the grant makes, and how the row
+/// read after the guarded statement matched nothing decides the refusal.
+pub(crate) trait Refusal: Sized {
+    /// What the granted attempt holds.
+    const HOLDING: Holding;
+    /// The refusal `now` calls for, or `None` if the guard would admit the
+    /// row (it moved on after the statement), so the grant is retried.
+    fn of(now: &Stored) -> Option<Self>;
+}
+
+impl Refusal for TaskState {
+    const HOLDING: Holding = Holding::Work;
+    fn of(now: &Stored) -> Option<Self> {
+        match now.phase {
+            Phase::Working if !now.lapsed => Some(TaskState::Working),
+            Phase::Success | Phase::Revoking => Some(TaskState::Success),
+            _ => None,
+        }
+    }
+}
+
+impl Refusal for RevokeRefused {
+    const HOLDING: Holding = Holding::Revoke;
+    fn of(now: &Stored) -> Option<Self> {
+        match now.phase {
+            Phase::Revoking if !now.lapsed => Some(RevokeRefused::Revoking),
+            Phase::NotFound | Phase::Working | Phase::Failed => Some(RevokeRefused::NotSuccess),
+            _ => None,
+        }
+    }
+}
+
+/// Grants `id` an attempt holding what `Why` grants, or refuses it.
+///
+/// A refusal is decided by a fresh read after the guarded statement matched
+/// nothing; if that read shows a row the guard admits (the holder finished
+/// or its lease ran out in between), the grant is retried.
+pub(crate) async fn grant<K: Key, Why: Refusal>(
+    db: &Arc<Db>,
+    id: K,
+) -> Result<Result<Attempt<K>, Why>, Error> {
+    for _ in 0..TRIES {
+        if let Some((epoch, fence)) = db.grant(&id, Why::HOLDING).await? {
+            let attempt = Attempt::start(db.clone(), id, epoch, fence, Why::HOLDING);
+            return Ok(Ok(attempt));
+        }
+        if let Some(why) = Why::of(&db.read(&id).await?) {
+            return Ok(Err(why));
+        }
+    }
+    Err(Error::Contended)
+}

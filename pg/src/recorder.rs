@@ -1,0 +1,223 @@
+//! [`PgRecorder`]: the user's calls on one table. Each is one or a few
+//! statements of the database handle (`db.rs`); a granted claim or revoke
+//! continues as an [`Attempt`].
+
+use crate::attempt::{Attempt, Finish, Lease};
+use crate::db::{Db, Key, Stored};
+use crate::error::Error;
+use crate::grant::grant;
+use crate::refusal::{Refused, RevokeRefused};
+use crate::sql::{self, Statements};
+use async_tasks_recorder::spec::{Outcome, TaskState};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of a recorder.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long a claim holds the id without a renewal. Default 30 s.
+    pub lease: Duration,
+    /// Longest pause between two polls of [`PgRecorder::wait`]; the first
+    /// polls come after 1 ms and double up to this. Default 50 ms.
+    pub wait_poll_max: Duration,
+    /// Connections in the pool. Default 16.
+    pub pool_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            lease: Duration::from_secs(30),
+            wait_poll_max: Duration::from_millis(50),
+            pool_size: 16,
+        }
+    }
+}
+
+/// The recorder on one PostgreSQL table. Clones share one pool.
+pub struct PgRecorder<K> {
+    pub(crate) db: Arc<Db>,
+    wait_poll_max: Duration,
+    _key: std::marker::PhantomData<fn(K) -> K>,
+}
+
+impl<K> Clone for PgRecorder<K> {
+    fn clone(&self) -> Self {
+        PgRecorder {
+            db: self.db.clone(),
+            wait_poll_max: self.wait_poll_max,
+            _key: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K: Key> PgRecorder<K> {
+    /// A recorder on table `table` of the database `config` names, with its
+    /// own pool. Call [`install`](Self::install) once to create the table.
+    pub fn new(
+        config: tokio_postgres::Config,
+        table: &str,
+        settings: Config,
+    ) -> Result<Self, Error> {
+        if !sql::is_identifier(table) {
+            return Err(Error::BadTableName(table.into()));
+        }
+        Self::open(config, Statements::new(table, K::SQL_TYPE), settings)
+    }
+
+    /// A recorder sending `sql`.
+    pub(crate) fn open(
+        config: tokio_postgres::Config,
+        sql: Statements,
+        settings: Config,
+    ) -> Result<Self, Error> {
+        let db = Db::open(
+            config,
+            sql,
+            K::pg_type(),
+            settings.lease,
+            settings.pool_size,
+        )?;
+        Ok(PgRecorder {
+            db: Arc::new(db),
+            wait_poll_max: settings.wait_poll_max.max(Duration::from_millis(1)),
+            _key: std::marker::PhantomData,
+        })
+    }
+
+    /// Creates the table, its indexes and its fence sequence if absent.
+    pub async fn install(&self) -> Result<(), Error> {
+        self.db.install().await
+    }
+
+    /// The stored record of `id` (what every read reports).
+    pub async fn read(&self, id: &K) -> Result<Stored, Error> {
+        self.db.read(id).await
+    }
+
+    /// The id's state: one read of its row.
+    pub async fn query(&self, id: &K) -> Result<TaskState, Error> {
+        Ok(self.read(id).await?.phase.state())
+    }
+
+    /// Claims `id`: the id becomes `Working` under a new fence, or the
+    /// claim is refused with `Working` or `Success`.
+    ///
+    /// A refusal is decided by a fresh read after the guarded claim matched
+    /// nothing; if that read shows a launchable row (the holder finished or
+    /// its lease ran out in between), the claim is retried.
+    pub async fn claim(&self, id: K) -> Result<Result<Attempt<K>, TaskState>, Error> {
+        grant(&self.db, id).await
+    }
+
+    /// Starts `task` under `id` on the current runtime: `Ok(lease)` if the
+    /// claim was granted (the task runs, its output decides the finish),
+    /// `Err(Refused::State(Working | Success))` if not.
+    pub async fn launch<F, Fut, R, E>(&self, id: K, task: F) -> Result<Lease<K>, Refused>
+    where
+        F: FnOnce(Lease<K>) -> Fut,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+    {
+        let attempt = match self.claim(id).await {
+            Ok(Ok(attempt)) => attempt,
+            Ok(Err(state)) => return Err(Refused::State(state)),
+            Err(e) => return Err(Refused::Error(e)),
+        };
+        let lease = attempt.lease().clone();
+        let future = task(lease.clone());
+        tokio::spawn(async move {
+            let outcome = Outcome::of(&future.await);
+            let _ = attempt.finish(outcome).await;
+        });
+        Ok(lease)
+    }
+
+    /// Runs `task` under `id` in place: its output and what its fenced
+    /// finish did. Refuses as [`launch`](Self::launch) does.
+    pub async fn launch_block<F, Fut, R, E>(
+        &self,
+        id: K,
+        task: F,
+    ) -> Result<(Result<R, E>, Result<Finish, Error>), Refused>
+    where
+        F: FnOnce(Lease<K>) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+    {
+        let attempt = match self.claim(id).await {
+            Ok(Ok(attempt)) => attempt,
+            Ok(Err(state)) => return Err(Refused::State(state)),
+            Err(e) => return Err(Refused::Error(e)),
+        };
+        Ok(attempt.run(task).await)
+    }
+
+    /// Begins a revoke of a succeeded `id`: the id becomes `Revoking` under
+    /// a new fence (it still reads `Success`).
+    pub async fn revoke_begin(&self, id: K) -> Result<Result<Attempt<K>, RevokeRefused>, Error> {
+        grant(&self.db, id).await
+    }
+
+    /// Runs `revoke` to undo the success of `id`: `Ok` ends the epoch (the
+    /// id becomes `NotFound`, epoch + 1), `Err` leaves it `Success`.
+    pub async fn revoke<F, Fut, R, E>(
+        &self,
+        id: K,
+        revoke: F,
+    ) -> Result<(Result<R, E>, Result<Finish, Error>), Refused>
+    where
+        F: FnOnce(Lease<K>) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+    {
+        let attempt = match self.revoke_begin(id).await {
+            Ok(Ok(attempt)) => attempt,
+            Ok(Err(refused)) => return Err(Refused::Revoke(refused)),
+            Err(e) => return Err(Refused::Error(e)),
+        };
+        Ok(attempt.run(revoke).await)
+    }
+
+    /// Resolves once `id` is not `Working`, with its state then.
+    ///
+    /// Polls the row, after 1 ms, then at doubling intervals up to
+    /// `Config::wait_poll_max` (50 ms by default): a finish is seen at most
+    /// that long after it commits. No wake-up can be lost, since every poll
+    /// reads the committed row. A `Working` row whose lease has run out is
+    /// expired by this call (a write, as the sweep does), so a dead holder
+    /// delays `wait` by at most its lease.
+    pub async fn wait(&self, id: &K) -> Result<TaskState, Error> {
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let now = self.read(id).await?;
+            if now.phase.state() != TaskState::Working {
+                return Ok(now.phase.state());
+            }
+            if now.lapsed {
+                self.db.expire_one(id).await?;
+                continue;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(self.wait_poll_max);
+        }
+    }
+
+    /// The sweep: moves up to `limit` lapsed rows (`Working` to `Failed`,
+    /// `Revoking` to `Success`) and returns them with their new state.
+    /// Idempotent; any replica may run it at any time. A row that another
+    /// statement holds at that moment (being finished, claimed or renewed)
+    /// is skipped, not waited for (`SKIP LOCKED`); the next sweep takes it
+    /// if it is still lapsed.
+    pub async fn sweep(&self, limit: i64) -> Result<Vec<(K, TaskState)>, Error> {
+        self.db.sweep(limit).await
+    }
+
+    /// Ids now in `state` (none for `NotFound`), through the `(state, id)` index.
+    pub async fn list(&self, state: TaskState) -> Result<Vec<K>, Error> {
+        self.db.list(state).await
+    }
+
+    /// How many ids are in `state` (0 for `NotFound`).
+    pub async fn count(&self, state: TaskState) -> Result<u64, Error> {
+        self.db.count(state).await
+    }
+}
