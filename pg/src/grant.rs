@@ -6,8 +6,8 @@
 use crate::attempt::Attempt;
 use crate::db::{Db, Holding, Key, Stored};
 use crate::error::Error;
-use crate::refusal::RevokeRefused;
-use async_tasks_recorder::spec::{Phase, TaskState};
+use crate::refusal::{LaunchRefusal, RevokeRefusal};
+use async_tasks_recorder::spec::Phase;
 use std::sync::Arc;
 
 /// Tries before a grant gives up with [`Error::Contended`].
@@ -23,23 +23,23 @@ pub(crate) trait Refusal: Sized {
     fn of(now: &Stored) -> Option<Self>;
 }
 
-impl Refusal for TaskState {
+impl Refusal for LaunchRefusal {
     const HOLDING: Holding = Holding::Work;
     fn of(now: &Stored) -> Option<Self> {
         match now.phase {
-            Phase::Working if !now.lapsed => Some(TaskState::Working),
-            Phase::Success | Phase::Revoking => Some(TaskState::Success),
+            Phase::Working if !now.lapsed => Some(LaunchRefusal::Working),
+            Phase::Success | Phase::Revoking => Some(LaunchRefusal::Success),
             _ => None,
         }
     }
 }
 
-impl Refusal for RevokeRefused {
+impl Refusal for RevokeRefusal {
     const HOLDING: Holding = Holding::Revoke;
     fn of(now: &Stored) -> Option<Self> {
         match now.phase {
-            Phase::Revoking if !now.lapsed => Some(RevokeRefused::Revoking),
-            Phase::NotFound | Phase::Working | Phase::Failed => Some(RevokeRefused::NotSuccess),
+            Phase::Revoking if !now.lapsed => Some(RevokeRefusal::Revoking),
+            Phase::NotFound | Phase::Working | Phase::Failed => Some(RevokeRefusal::NotSuccess),
             _ => None,
         }
     }

@@ -98,7 +98,7 @@ pub use attempt::{Attempt, Finish, Lease, end_idle_transactions};
 pub use db::{Key, Stored};
 pub use error::Error;
 pub use recorder::{Config, PgRecorder};
-pub use refusal::{Refused, RevokeRefused};
+pub use refusal::{LaunchRefusal, Refused, RevokeRefusal};
 
 pub use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase, TaskState};
 

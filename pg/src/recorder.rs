@@ -6,7 +6,7 @@ use crate::attempt::{Attempt, Finish, Lease};
 use crate::db::{Db, Key, Stored};
 use crate::error::Error;
 use crate::grant::grant;
-use crate::refusal::{Refused, RevokeRefused};
+use crate::refusal::{LaunchRefusal, Refused, RevokeRefusal};
 use crate::sql::{self, Statements};
 use async_tasks_recorder::spec::{Outcome, TaskState};
 use std::future::Future;
@@ -107,23 +107,23 @@ impl<K: Key> PgRecorder<K> {
     /// A refusal is decided by a fresh read after the guarded claim matched
     /// nothing; if that read shows a launchable row (the holder finished or
     /// its lease ran out in between), the claim is retried.
-    pub async fn claim(&self, id: K) -> Result<Result<Attempt<K>, TaskState>, Error> {
+    pub async fn claim(&self, id: K) -> Result<Result<Attempt<K>, LaunchRefusal>, Error> {
         grant(&self.db, id).await
     }
 
     /// Starts `task` under `id` on the current runtime: `Ok(lease)` if the
     /// claim was granted (the task runs, its output decides the finish),
-    /// `Err(Refused::State(Working | Success))` if not.
-    pub async fn launch<F, Fut, R, E>(&self, id: K, task: F) -> Result<Lease<K>, Refused>
+    /// `Err(Refused::By(Working | Success))` if not.
+    pub async fn launch<F, Fut, R, E>(
+        &self,
+        id: K,
+        task: F,
+    ) -> Result<Lease<K>, Refused<LaunchRefusal>>
     where
         F: FnOnce(Lease<K>) -> Fut,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
     {
-        let attempt = match self.claim(id).await {
-            Ok(Ok(attempt)) => attempt,
-            Ok(Err(state)) => return Err(Refused::State(state)),
-            Err(e) => return Err(Refused::Error(e)),
-        };
+        let attempt = self.claim(id).await?.map_err(Refused::By)?;
         let lease = attempt.lease().clone();
         let future = task(lease.clone());
         tokio::spawn(async move {
@@ -139,22 +139,18 @@ impl<K: Key> PgRecorder<K> {
         &self,
         id: K,
         task: F,
-    ) -> Result<(Result<R, E>, Result<Finish, Error>), Refused>
+    ) -> Result<(Result<R, E>, Result<Finish, Error>), Refused<LaunchRefusal>>
     where
         F: FnOnce(Lease<K>) -> Fut,
         Fut: Future<Output = Result<R, E>>,
     {
-        let attempt = match self.claim(id).await {
-            Ok(Ok(attempt)) => attempt,
-            Ok(Err(state)) => return Err(Refused::State(state)),
-            Err(e) => return Err(Refused::Error(e)),
-        };
+        let attempt = self.claim(id).await?.map_err(Refused::By)?;
         Ok(attempt.run(task).await)
     }
 
     /// Begins a revoke of a succeeded `id`: the id becomes `Revoking` under
     /// a new fence (it still reads `Success`).
-    pub async fn revoke_begin(&self, id: K) -> Result<Result<Attempt<K>, RevokeRefused>, Error> {
+    pub async fn revoke_begin(&self, id: K) -> Result<Result<Attempt<K>, RevokeRefusal>, Error> {
         grant(&self.db, id).await
     }
 
@@ -164,16 +160,12 @@ impl<K: Key> PgRecorder<K> {
         &self,
         id: K,
         revoke: F,
-    ) -> Result<(Result<R, E>, Result<Finish, Error>), Refused>
+    ) -> Result<(Result<R, E>, Result<Finish, Error>), Refused<RevokeRefusal>>
     where
         F: FnOnce(Lease<K>) -> Fut,
         Fut: Future<Output = Result<R, E>>,
     {
-        let attempt = match self.revoke_begin(id).await {
-            Ok(Ok(attempt)) => attempt,
-            Ok(Err(refused)) => return Err(Refused::Revoke(refused)),
-            Err(e) => return Err(Refused::Error(e)),
-        };
+        let attempt = self.revoke_begin(id).await?.map_err(Refused::By)?;
         Ok(attempt.run(revoke).await)
     }
 

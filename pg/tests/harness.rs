@@ -28,7 +28,7 @@ use async_tasks_recorder_harness::concurrent::{ABRUPT, check_schedule, schedule,
 use async_tasks_recorder_harness::protocol::{Id, Protocol, RevokeError};
 use async_tasks_recorder_harness::sequential::{self, Kind};
 use async_tasks_recorder_harness::subject::{Via, cases};
-use async_tasks_recorder_pg::{Attempt, Config, KnownBad, PgRecorder, RevokeRefused, Statements};
+use async_tasks_recorder_pg::{Attempt, Config, KnownBad, PgRecorder, RevokeRefusal, Statements};
 use proptest::test_runner::{Config as Cases, TestRunner};
 use std::future::Future;
 use std::sync::OnceLock;
@@ -131,7 +131,7 @@ impl<const GUARDED: bool> Protocol for Pg<GUARDED> {
         });
         let attempt = match claim {
             Ok(Ok(attempt)) => attempt,
-            Ok(Err(state)) => return Err(state),
+            Ok(Err(refused)) => return Err(refused.state()),
             Err(e) => panic!("claim of {id}: {e}"),
         };
         let attempt = Settle(Some(attempt));
@@ -158,8 +158,8 @@ impl<const GUARDED: bool> Protocol for Pg<GUARDED> {
         });
         let attempt = match begin {
             Ok(Ok(attempt)) => attempt,
-            Ok(Err(RevokeRefused::NotSuccess)) => return Err(RevokeError::NotSuccess),
-            Ok(Err(RevokeRefused::Revoking)) => return Err(RevokeError::Revoking),
+            Ok(Err(RevokeRefusal::NotSuccess)) => return Err(RevokeError::NotSuccess),
+            Ok(Err(RevokeRefusal::Revoking)) => return Err(RevokeError::Revoking),
             Err(e) => panic!("revoke of {id}: {e}"),
         };
         let attempt = Settle(Some(attempt));

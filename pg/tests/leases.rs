@@ -8,7 +8,8 @@ mod common;
 
 use async_tasks_recorder::spec::Phase;
 use async_tasks_recorder_pg::{
-    Finish, KnownBad, Outcome, PgRecorder, Statements, TaskState, end_idle_transactions,
+    Finish, KnownBad, LaunchRefusal, Outcome, PgRecorder, Statements, TaskState,
+    end_idle_transactions,
 };
 use common::{cluster, settings, table, with_statements, within};
 use std::sync::{Arc, Mutex};
@@ -64,8 +65,8 @@ async fn live_claim_is_not_stolen(sql: Statements) -> Result<(), String> {
     b.skew_client_clock(Duration::from_secs(3600));
     let holder = a.claim("live".into()).await.unwrap().unwrap();
     let result = match b.claim("live".into()).await.unwrap() {
-        Err(TaskState::Working) => Ok(()),
-        Err(state) => Err(format!("refused with {state:?}, not Working")),
+        Err(LaunchRefusal::Working) => Ok(()),
+        Err(refused) => Err(format!("refused with {refused:?}, not Working")),
         Ok(thief) => Err(format!(
             "live claim stolen: fence {} granted while fence {} held a live lease",
             thief.lease().fence(),

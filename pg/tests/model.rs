@@ -23,7 +23,7 @@ mod common;
 use async_tasks_recorder::spec::{
     FencedOp, FencedResponse, Outcome, Record, Response, RevokeRefusal, TaskState, fenced_step,
 };
-use async_tasks_recorder_pg::{Attempt, Finish, KnownBad, PgRecorder, RevokeRefused, Statements};
+use async_tasks_recorder_pg::{Attempt, Finish, KnownBad, PgRecorder, Statements};
 use common::{settings, table, with_statements, within};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ impl Rng {
 enum Event {
     Launch(Result<(u64, u64), TaskState>),
     Finish(u64, Outcome, Finish),
-    RevokeBegin(Result<u64, RevokeRefused>),
+    RevokeBegin(Result<u64, RevokeRefusal>),
     RevokeEnd(u64, Outcome, Finish),
     Query(TaskState),
     /// The sweep's verdict on this id: expired or not.
@@ -96,10 +96,7 @@ fn apply(record: Record, shifted: bool, event: &Event) -> Result<Record, String>
             r == FencedResponse::Step(Response::Accepted)
         }),
         Event::RevokeBegin(Err(refused)) => {
-            let want = match refused {
-                RevokeRefused::NotSuccess => RevokeRefusal::NotSuccess,
-                RevokeRefused::Revoking => RevokeRefusal::Revoking,
-            };
+            let want = *refused;
             (FencedOp::BeginRevoke { fence: fresh }, &move |r, _| {
                 r == FencedResponse::Step(Response::RevokeRefused(want))
             })
@@ -192,7 +189,7 @@ async fn random_op(
                     held.push((id, false, attempt));
                     Event::Launch(Ok(granted))
                 }
-                Err(state) => Event::Launch(Err(state)),
+                Err(refused) => Event::Launch(Err(refused.state())),
             };
             vec![(id, shifted, event)]
         }

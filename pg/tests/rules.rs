@@ -3,7 +3,9 @@
 mod common;
 
 use async_tasks_recorder::spec::{Outcome, Phase};
-use async_tasks_recorder_pg::{Error, Finish, PgRecorder, Refused, RevokeRefused, TaskState};
+use async_tasks_recorder_pg::{
+    Error, Finish, LaunchRefusal, PgRecorder, Refused, RevokeRefusal, TaskState,
+};
 use common::{recorder, settings, within};
 use std::time::Duration;
 
@@ -29,7 +31,7 @@ async fn success_is_recorded_once_and_refuses_relaunch() {
             .launch_block("a".into(), |_| async { Ok::<_, ()>(()) })
             .await;
         assert!(
-            matches!(again, Err(Refused::State(TaskState::Success))),
+            matches!(again, Err(Refused::By(LaunchRefusal::Success))),
             "{again:?}"
         );
     })
@@ -58,7 +60,7 @@ async fn a_failed_id_is_relaunched_with_a_greater_fence() {
         // A second claim while the first is live is refused with Working.
         assert!(matches!(
             r.claim("f".into()).await.unwrap(),
-            Err(TaskState::Working)
+            Err(LaunchRefusal::Working)
         ));
         assert_eq!(attempt.finish(Outcome::Ok).await.unwrap(), Finish::Applied);
         assert_eq!(r.query(&"f".into()).await.unwrap(), TaskState::Success);
@@ -73,7 +75,7 @@ async fn revoke_opens_a_new_epoch_and_is_exclusive() {
         let refused = r.revoke("r".into(), |_| async { Ok::<_, ()>(()) }).await;
         assert!(matches!(
             refused,
-            Err(Refused::Revoke(RevokeRefused::NotSuccess))
+            Err(Refused::By(RevokeRefusal::NotSuccess))
         ));
         ok(&r, "r").await;
         let revoking = r.revoke_begin("r".into()).await.unwrap().unwrap();
@@ -82,11 +84,11 @@ async fn revoke_opens_a_new_epoch_and_is_exclusive() {
         assert_eq!(r.query(&"r".into()).await.unwrap(), TaskState::Success);
         assert!(matches!(
             r.claim("r".into()).await.unwrap(),
-            Err(TaskState::Success)
+            Err(LaunchRefusal::Success)
         ));
         assert!(matches!(
             r.revoke_begin("r".into()).await.unwrap(),
-            Err(RevokeRefused::Revoking)
+            Err(RevokeRefusal::Revoking)
         ));
         let fence = revoking.lease().fence();
         assert_eq!(revoking.finish(Outcome::Ok).await.unwrap(), Finish::Applied);
