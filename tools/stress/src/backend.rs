@@ -163,9 +163,8 @@ impl Backend for Postgres {
         use async_tasks_recorder_pg::Refused;
         match self.0.launch(pg_id(id)?, |_| task).await {
             Ok(_) => Ok(Launched::Accepted),
-            Err(Refused::State(state)) => Ok(Launched::Refused(state)),
+            Err(Refused::By(refusal)) => Ok(Launched::Refused(refusal.state())),
             Err(Refused::Error(e)) => Err(format!("launch {id}: {e}")),
-            Err(Refused::Revoke(r)) => Err(format!("launch {id} refused as a revoke: {r:?}")),
         }
     }
 
@@ -177,9 +176,8 @@ impl Backend for Postgres {
         match self.0.launch_block(pg_id(id)?, |_| task).await {
             Ok((_, Ok(_))) => Ok(Launched::Accepted),
             Ok((_, Err(e))) => Err(format!("finish of {id}: {e}")),
-            Err(Refused::State(state)) => Ok(Launched::Refused(state)),
+            Err(Refused::By(refusal)) => Ok(Launched::Refused(refusal.state())),
             Err(Refused::Error(e)) => Err(format!("launch {id}: {e}")),
-            Err(Refused::Revoke(r)) => Err(format!("launch {id} refused as a revoke: {r:?}")),
         }
     }
 
@@ -197,7 +195,7 @@ impl Backend for Postgres {
             Ok((Err(()), Ok(Finish::Applied))) => Ok(Revoked::RevokeFailed),
             Ok((_, Ok(Finish::Stale))) => Err(format!("revoke of {id} answered Stale")),
             Ok((_, Err(e))) => Err(format!("revoke of {id}: {e}")),
-            Err(Refused::Revoke(_) | Refused::State(_)) => Ok(Revoked::Refused),
+            Err(Refused::By(_)) => Ok(Revoked::Refused),
             Err(Refused::Error(e)) => Err(format!("revoke {id}: {e}")),
         }
     }

@@ -24,8 +24,8 @@ use crate::options::{Options, Sabotage};
 use async_tasks_recorder::sync::lock;
 use async_tasks_recorder_pg::cluster::Cluster;
 use async_tasks_recorder_pg::{
-    Attempt, Config as PgConfig, Finish, Outcome, PgRecorder, Statements, TaskState,
-    end_idle_transactions,
+    Attempt, Config as PgConfig, Finish, KnownBad, Outcome, PgRecorder, Phase, Statements,
+    TaskState, end_idle_transactions, phase_of, state_codes,
 };
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -42,9 +42,6 @@ const TASKS: &str = "stress_tasks";
 /// The `application_name` of worker connections: the connections the
 /// `pg_terminate_backend` fault ends.
 const WORKER_APP: &str = "stress-worker";
-/// The lease guard of the claim statement, which the client-clock sabotage
-/// replaces by a comparison with the client's clock (`$4`).
-const CLAIM_GUARD: &str = "t.lease_until <= (clock_timestamp() + $3 * interval '1 microsecond')";
 /// Default length of a postgres run without `--duration`.
 const DEFAULT_SECS: f64 = 20.0;
 /// Ids named per violation.
@@ -108,26 +105,12 @@ async fn connect(config: &tokio_postgres::Config) -> Result<Client, String> {
 
 /// The statements, made known-bad as `sabotage` asks.
 fn statements(sabotage: Option<Sabotage>) -> Result<Statements, String> {
-    let mut sql = Statements::new(TASKS, "bigint");
-    match sabotage {
-        None => {}
-        Some(Sabotage::Unfenced) => {
-            let guard = "AND state = 1 AND fence = $2";
-            if !sql.finish.contains(guard) {
-                return Err(format!("finish statement changed: {}", sql.finish));
-            }
-            sql.finish = sql
-                .finish
-                .replace(guard, "AND state IN (1, 2, 3) AND $2::int8 IS NOT NULL");
-        }
-        Some(Sabotage::ClientClock) => {
-            if !sql.claim.contains(CLAIM_GUARD) {
-                return Err(format!("claim statement changed: {}", sql.claim));
-            }
-            sql.claim = sql.claim.replace(CLAIM_GUARD, "t.lease_until <= $4");
-        }
-    }
-    Ok(sql)
+    let sql = Statements::new(TASKS, "bigint");
+    Ok(match sabotage {
+        None => sql,
+        Some(Sabotage::Unfenced) => sql.known_bad(KnownBad::FinishWithoutFenceInAnyState),
+        Some(Sabotage::ClientClock) => sql.known_bad(KnownBad::ClaimByClientClock),
+    })
 }
 
 fn recorder(
@@ -1084,13 +1067,18 @@ async fn audit(
         )
         .await?,
     );
+    // The stored codes of the phases that read as Success, and of the leased ones.
+    let success = state_codes(&[Phase::Success, Phase::Revoking]);
+    let leased = state_codes(&[Phase::Working, Phase::Revoking]);
     check(
         "Success without its epoch's ledger row (fence of the success)",
         ids_of(
             &client,
-            "SELECT t.id FROM stress_tasks t WHERE t.state IN (3, 4) AND NOT EXISTS
-               (SELECT 1 FROM stress_ledger l WHERE l.id = t.id AND l.epoch = t.epoch
-                AND l.fence = t.success_fence)",
+            &format!(
+                "SELECT t.id FROM stress_tasks t WHERE t.state IN ({success}) AND NOT EXISTS
+                   (SELECT 1 FROM stress_ledger l WHERE l.id = t.id AND l.epoch = t.epoch
+                    AND l.fence = t.success_fence)"
+            ),
         )
         .await?,
     );
@@ -1098,9 +1086,11 @@ async fn audit(
         "side effect committed but the id is not Success in that epoch",
         ids_of(
             &client,
-            "SELECT l.id FROM stress_ledger l JOIN stress_tasks t ON t.id = l.id
-             WHERE l.epoch > t.epoch OR (l.epoch = t.epoch AND (t.state NOT IN (3, 4)
-               OR t.success_fence IS DISTINCT FROM l.fence))",
+            &format!(
+                "SELECT l.id FROM stress_ledger l JOIN stress_tasks t ON t.id = l.id
+                 WHERE l.epoch > t.epoch OR (l.epoch = t.epoch AND (t.state NOT IN ({success})
+                   OR t.success_fence IS DISTINCT FROM l.fence))"
+            ),
         )
         .await?,
     );
@@ -1115,7 +1105,11 @@ async fn audit(
     );
     check(
         "Working or Revoking after the sweep ran past the longest lease",
-        ids_of(&client, "SELECT id FROM stress_tasks WHERE state IN (1, 4)").await?,
+        ids_of(
+            &client,
+            &format!("SELECT id FROM stress_tasks WHERE state IN ({leased})"),
+        )
+        .await?,
     );
     // Acknowledged successes (committed, some before a crash) must all be there.
     let ledger_rows = client
@@ -1144,7 +1138,9 @@ async fn audit(
             let row_ok = match tasks.get(id) {
                 Some((_, e, _)) if e > epoch => true,
                 Some((state, e, success)) => {
-                    e == epoch && (*state == 3 || *state == 4) && *success == Some(*fence)
+                    e == epoch
+                        && phase_of(*state).state() == TaskState::Success
+                        && *success == Some(*fence)
                 }
                 None => false,
             };
