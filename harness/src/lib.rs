@@ -19,6 +19,7 @@
 //! `Default`, a fresh empty recorder) and calling
 //! [`sequential::check`] and [`concurrent::run_schedule`].
 
+pub mod backend;
 pub mod bounded;
 #[cfg(feature = "checkers")]
 pub mod concurrent;

@@ -42,6 +42,13 @@ pub trait Subject: Protocol {
     fn count(&self, state: TaskState) -> usize {
         self.counts().get(state)
     }
+
+    /// How many ids are recorded (not `NotFound`): by default the sum of
+    /// the counts; the real recorder asks its table.
+    fn recorded(&self) -> usize {
+        let counts = self.counts();
+        counts.working + counts.success + counts.failed
+    }
 }
 
 /// The real recorder: its own `launch`, quick query and counts.
@@ -66,6 +73,10 @@ impl Subject for AsyncTasksRecorder<Id> {
 
     fn count(&self, state: TaskState) -> usize {
         self.count_tasks(state)
+    }
+
+    fn recorded(&self) -> usize {
+        self.len()
     }
 }
 
