@@ -289,7 +289,7 @@ async fn renew_loop<K: Key>(db: Arc<Db>, lease: Lease<K>, stop: CancellationToke
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(period / 3) => {}
         }
-        if !db.hooks.renewing() {
+        if !db.switches.renewing() {
             continue;
         }
         let sent = tokio::time::Instant::now();

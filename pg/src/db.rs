@@ -9,8 +9,8 @@
 //! order.
 
 use crate::error::Error;
-use crate::hooks::Hooks;
 use crate::sql::{Statements, phase_of, phases_read_as, state_code};
+use crate::switches::Switches;
 use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase, TaskState};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::time::Duration;
@@ -108,7 +108,7 @@ pub(crate) struct Db {
     key_type: Type,
     lease_micros: i64,
     /// The test switches, read by the statements and the renewal loop.
-    pub(crate) hooks: Hooks,
+    pub(crate) switches: Switches,
 }
 
 impl Db {
@@ -139,7 +139,7 @@ impl Db {
             sql,
             key_type,
             lease_micros,
-            hooks: Hooks::default(),
+            switches: Switches::default(),
         })
     }
 
@@ -193,7 +193,7 @@ impl Db {
             .run_idempotent(
                 &self.sql.read,
                 &[self.key_type.clone(), Type::INT8],
-                &[id, &self.hooks.shift()],
+                &[id, &self.switches.shift()],
             )
             .await?;
         Ok(rows.first().map_or(Stored::ABSENT, Stored::from_row))
@@ -208,7 +208,7 @@ impl Db {
         id: Param<'_>,
         holding: Holding,
     ) -> Result<Option<(Epoch, Fence)>, Error> {
-        let shift = self.hooks.shift();
+        let shift = self.switches.shift();
         let rows = match holding {
             Holding::Work => {
                 let types = [
@@ -217,7 +217,7 @@ impl Db {
                     Type::INT8,
                     Type::TIMESTAMPTZ,
                 ];
-                let client_now = self.hooks.client_now();
+                let client_now = self.switches.client_now();
                 let params: [Param; 4] = [id, &self.lease_micros, &shift, &client_now];
                 self.run(&self.sql.claim, &types, &params).await?
             }
@@ -239,7 +239,12 @@ impl Db {
     /// if that fence is no longer current.
     pub(crate) async fn renew(&self, id: Param<'_>, fence: Fence) -> Result<bool, Error> {
         let types = [self.key_type.clone(), Type::INT8, Type::INT8, Type::INT8];
-        let params: [Param; 4] = [id, &(fence as i64), &self.lease_micros, &self.hooks.shift()];
+        let params: [Param; 4] = [
+            id,
+            &(fence as i64),
+            &self.lease_micros,
+            &self.switches.shift(),
+        ];
         let rows = self.run(&self.sql.renew, &types, &params).await?;
         Ok(!rows.is_empty())
     }
@@ -283,7 +288,7 @@ impl Db {
         self.run_idempotent(
             &self.sql.expire_one,
             &[self.key_type.clone(), Type::INT8],
-            &[id, &self.hooks.shift()],
+            &[id, &self.switches.shift()],
         )
         .await?;
         Ok(())
@@ -298,7 +303,7 @@ impl Db {
             .run_idempotent(
                 &self.sql.sweep,
                 &[Type::INT8, Type::INT8],
-                &[&self.hooks.shift(), &limit],
+                &[&self.switches.shift(), &limit],
             )
             .await?;
         rows.iter()

@@ -81,8 +81,9 @@
 // calls), `grant` (claim and revoke begin), `attempt` (lease, renewal,
 // finish), `db` (one method per statement), `sql` (the statements, the
 // state codes, the known-bad catalogue). `refusal` and `error` are the
-// values they answer with; `hooks` holds the test switches that `db` and
-// `attempt` read and the hidden `PgRecorder` calls that set them.
+// values they answer with; `switches` holds the test switches that `db`
+// and `attempt` read, and `hooks` the hidden `PgRecorder` calls that flip
+// them.
 mod attempt;
 mod db;
 mod error;
@@ -91,6 +92,7 @@ mod hooks;
 mod recorder;
 mod refusal;
 mod sql;
+mod switches;
 
 pub mod cluster;
 

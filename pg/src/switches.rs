@@ -1,0 +1,69 @@
+//! The test switches of one recorder: a shifted database clock, a client
+//! clock run fast, and renewals paused. The statements (`db.rs`) and the
+//! renewal loop (`attempt.rs`) read them; only the hidden calls of
+//! `hooks.rs` flip them, so a production recorder keeps every switch off.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, SystemTime};
+
+/// The test switches of one recorder, shared by its clones and attempts.
+pub(crate) struct Switches {
+    /// Microseconds added to the database clock in every statement.
+    shift_micros: AtomicI64,
+    /// When false, leases are not renewed, as if this replica's process
+    /// were paused (a GC pause, SIGSTOP) while its tasks run.
+    renewing: AtomicBool,
+    /// Microseconds added to this replica's clock, which only a known-bad
+    /// claim statement reads.
+    client_skew_micros: AtomicI64,
+}
+
+impl Default for Switches {
+    fn default() -> Self {
+        Switches {
+            shift_micros: AtomicI64::new(0),
+            renewing: AtomicBool::new(true),
+            client_skew_micros: AtomicI64::new(0),
+        }
+    }
+}
+
+/// `by` in microseconds, saturating.
+fn saturating_micros(by: Duration) -> i64 {
+    i64::try_from(by.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl Switches {
+    /// The shift parameter of every statement that judges a lease.
+    pub(crate) fn shift(&self) -> i64 {
+        self.shift_micros.load(Ordering::Relaxed)
+    }
+
+    /// This replica's clock, skewed: the claim's client-clock parameter.
+    pub(crate) fn client_now(&self) -> SystemTime {
+        let skew = self.client_skew_micros.load(Ordering::Relaxed);
+        SystemTime::now() + Duration::from_micros(skew.max(0) as u64)
+    }
+
+    /// Whether leases are renewed.
+    pub(crate) fn renewing(&self) -> bool {
+        self.renewing.load(Ordering::Relaxed)
+    }
+
+    /// Judge leases as if `by` had passed on the database clock.
+    pub(crate) fn shift_clock(&self, by: Duration) {
+        self.shift_micros
+            .store(saturating_micros(by), Ordering::Relaxed);
+    }
+
+    /// Run this replica's own clock `by` ahead.
+    pub(crate) fn skew_client_clock(&self, by: Duration) {
+        self.client_skew_micros
+            .store(saturating_micros(by), Ordering::Relaxed);
+    }
+
+    /// Stop (or resume) renewing leases.
+    pub(crate) fn set_renewing(&self, on: bool) {
+        self.renewing.store(on, Ordering::Relaxed);
+    }
+}
