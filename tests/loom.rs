@@ -23,7 +23,7 @@ mod mutants;
 mod protocols;
 
 use async_tasks_recorder::{AsyncTasksRecorder, TaskState};
-use async_tasks_recorder_harness::subject::{TaskPanic, poll_once, quiet_task_panics, task_panic};
+use async_tasks_recorder_harness::support::{TaskPanic, poll_once, quiet_task_panics, task_panic};
 use loom::sync::Arc;
 use loom::sync::atomic::AtomicBool;
 use loom::sync::atomic::AtomicUsize;

@@ -13,7 +13,8 @@ use async_tasks_recorder_harness::concurrent::{
     ABRUPT, FAILING, GRACEFUL, Property, Schedule, counterexample, run_schedule, schedule,
     wait_storm,
 };
-use async_tasks_recorder_harness::subject::{Subject, Via, cases};
+use async_tasks_recorder_harness::subject::{Subject, Via};
+use async_tasks_recorder_harness::support::cases;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use protocols::{AllSet202, Id, ThreeSets};

@@ -12,7 +12,8 @@ mod protocols;
 
 use async_tasks_recorder::AsyncTasksRecorder;
 use async_tasks_recorder_harness::sequential::{self, Kind, Model, STEPS, counterexample};
-use async_tasks_recorder_harness::subject::{Subject, Via, cases};
+use async_tasks_recorder_harness::subject::{Subject, Via};
+use async_tasks_recorder_harness::support::cases;
 use proptest::test_runner::Config;
 use proptest_state_machine::prop_state_machine;
 use protocols::{AllSet202, Id, ThreeSets};

@@ -17,7 +17,8 @@ use crate::bounded::{BOUND, WATCHDOG, Watchdog};
 use crate::history::{Effect, History, at_most_once_per_epoch};
 use crate::linearizability::{Operation, check_all};
 use crate::protocol::{Id, RevokeError};
-use crate::subject::{self, CatchUnwind, Subject, lock, task_panic};
+use crate::subject::Subject;
+use crate::support::{self, CatchUnwind, lock, task_panic};
 use async_tasks_recorder::spec::{Outcome, Response, RevokeRefusal};
 use async_tasks_recorder::{StateCounts, TaskState};
 use proptest::prelude::*;
@@ -561,7 +562,7 @@ pub fn run_schedule<S: Subject + Default>(schedule: &Schedule) -> Result<(), Tes
 
 /// Runs `schedule` against a fresh `S`; the first property it broke, if any.
 pub fn check_schedule<S: Subject + Default>(schedule: &Schedule) -> Result<(), Violation> {
-    subject::quiet_task_panics();
+    support::quiet_task_panics();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_time()
@@ -788,7 +789,7 @@ where
     // The typed violation of every failing candidate, by its schedule:
     // proptest keeps only a string.
     let broken: Mutex<HashMap<String, Violation>> = Mutex::default();
-    let result = subject::quietly(|| {
+    let result = support::quietly(|| {
         runner.run(&schedules, |s| {
             (0..4).try_for_each(|_| {
                 check_schedule::<S>(&s).map_err(|violation| {

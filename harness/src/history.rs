@@ -1,8 +1,9 @@
 //! Records a concurrent run: every operation's invocation and response on one
 //! global counter, and every side effect the tasks and revokes performed.
+
 use crate::linearizability::{Event, Operation};
 use crate::protocol::Id;
-use crate::subject::lock;
+use crate::support::lock;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 

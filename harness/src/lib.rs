@@ -5,6 +5,9 @@
 //! - [`subject`]: a protocol plus the operations only a full recorder has
 //!   ([`subject::Subject`]), and [`subject::Via`], which builds them for a
 //!   bare protocol.
+//! - [`support`]: the helpers every test side shares (a lock that ignores
+//!   poisoning, one poll, [`support::CatchUnwind`], quiet deliberate panics,
+//!   case counts, a seeded generator).
 //! - [`history`] and [`linearizability`]: a concurrent run's log and the
 //!   Wing–Gong–Lowe checker against `spec::step`.
 //! - [`bounded`]: waits that fail within seconds, naming the id, not hang.
@@ -13,7 +16,7 @@
 //!   properties every run must keep.
 //!
 //! The last two, built on proptest, are the default `checkers` feature; a
-//! tool that only needs the test helpers of [`subject`] turns it off.
+//! tool that only needs [`support`] turns it off.
 //!
 //! A backend is checked by implementing [`subject::Subject`] (plus
 //! `Default`, a fresh empty recorder) and calling
@@ -28,3 +31,4 @@ pub mod protocol;
 #[cfg(feature = "checkers")]
 pub mod sequential;
 pub mod subject;
+pub mod support;

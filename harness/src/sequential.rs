@@ -9,7 +9,8 @@
 
 use crate::bounded::{WATCHDOG, Watchdog};
 use crate::protocol::{Id, RevokeError};
-use crate::subject::{self, Subject, spawn_until_started, task_panic};
+use crate::subject::{Subject, spawn_until_started};
+use crate::support::{self, task_panic};
 use async_tasks_recorder::spec::{self, Op, Outcome, Phase, Response, RevokeRefusal};
 use async_tasks_recorder::{StateCounts, TaskState};
 use proptest::prelude::*;
@@ -408,7 +409,7 @@ impl<S: Subject + Default> StateMachineTest for Model<S> {
     type Reference = Spec;
 
     fn init_test(phases: &Phases) -> Sut<S> {
-        subject::quiet_task_panics();
+        support::quiet_task_panics();
         Sut {
             subject: S::default(),
             before: *phases,
@@ -572,7 +573,7 @@ pub fn counterexample<S: Subject + Default>() -> Counterexample {
     // The typed mismatch of every failing candidate, by its steps: proptest
     // keeps only a string.
     let broken: Mutex<HashMap<String, Mismatch>> = Mutex::default();
-    let result = subject::quietly(|| {
+    let result = support::quietly(|| {
         runner.run(
             &Spec::sequential_strategy(STEPS),
             |(phases, steps, seen)| {
@@ -584,9 +585,9 @@ pub fn counterexample<S: Subject + Default>() -> Counterexample {
                 if let Err(panic) = ran {
                     let mismatch = LAST.take().unwrap_or_else(|| Mismatch {
                         kind: Kind::Other,
-                        detail: subject::panic_message(&*panic),
+                        detail: support::panic_message(&*panic),
                     });
-                    subject::lock(&broken).insert(key, mismatch);
+                    support::lock(&broken).insert(key, mismatch);
                     resume_unwind(panic);
                 }
                 Ok(())
@@ -595,7 +596,7 @@ pub fn counterexample<S: Subject + Default>() -> Counterexample {
     });
     match result {
         Err(TestError::Fail(_, (_, steps, _))) => {
-            let mismatch = subject::lock(&broken)
+            let mismatch = support::lock(&broken)
                 .remove(&format!("{steps:?}"))
                 .expect("the shrunk sequence failed, so its mismatch was kept");
             let mut report = format!("{} — {mismatch}\n| # | step |\n|---|------|\n", S::NAME);

@@ -23,28 +23,11 @@ mod common;
 use async_tasks_recorder::spec::{
     FencedOp, FencedResponse, Outcome, Record, Response, RevokeRefusal, TaskState, fenced_step,
 };
+use async_tasks_recorder_harness::support::{Xorshift, env_or};
 use async_tasks_recorder_pg::{Attempt, Finish, PgRecorder, RevokeRefused, Statements};
 use common::{settings, table, with_statements, within};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-
-fn cases(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
 
 /// An operation on one id as a client saw it: what was asked and answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,7 +150,7 @@ type Held = Vec<(i64, bool, Attempt<i64>)>;
 /// every id; its events are returned through `sweeps`).
 async fn random_op(
     replicas: &Replicas,
-    rng: &mut Rng,
+    rng: &mut Xorshift,
     ids: &[i64],
     held: &mut Held,
 ) -> Vec<(i64, bool, Event)> {
@@ -258,7 +241,7 @@ async fn sequential_run(sql: Statements, sequences: u64, seed: u64) -> Result<us
     let replicas = replicas(sql).await;
     let mut steps = 0;
     for case in 0..sequences {
-        let mut rng = Rng(seed ^ (case + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut rng = Xorshift::new(seed ^ (case + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let ids = [case as i64 * 2, case as i64 * 2 + 1];
         let mut records: HashMap<i64, Record> = ids.iter().map(|id| (*id, Record::NEW)).collect();
         let mut held = Held::new();
@@ -369,8 +352,9 @@ async fn concurrent_run(sql: Statements, histories: u64, seed: u64) -> Result<us
         for client in 0..3u64 {
             let replicas = replicas.clone();
             let ids = ids.clone();
-            let mut rng =
-                Rng(seed ^ (case * 3 + client + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let mut rng = Xorshift::new(
+                seed ^ (case * 3 + client + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            );
             clients.push(tokio::spawn(async move {
                 let mut timed = Vec::new();
                 let mut held = Held::new();
@@ -422,21 +406,18 @@ async fn concurrent_run(sql: Statements, histories: u64, seed: u64) -> Result<us
     Ok(checked)
 }
 
+/// `ATR_PG_SEED`, or one read off the clock; every run prints its seed.
 fn seed() -> u64 {
-    std::env::var("ATR_PG_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        })
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    env_or("ATR_PG_SEED", clock)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequences_follow_the_fenced_spec() {
-    let (n, seed) = (cases("ATR_PG_SEQUENCES", 40), seed());
+    let (n, seed) = (env_or("ATR_PG_SEQUENCES", 40), seed());
     let sql = Statements::new(&table("seq"), "bigint");
     let steps = within(600, "sequential model run", sequential_run(sql, n, seed))
         .await
@@ -446,7 +427,7 @@ async fn sequences_follow_the_fenced_spec() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_histories_are_linearizable() {
-    let (n, seed) = (cases("ATR_PG_HISTORIES", 25), seed());
+    let (n, seed) = (env_or("ATR_PG_HISTORIES", 25), seed());
     let sql = Statements::new(&table("lin"), "bigint");
     let checked = within(600, "concurrent run", concurrent_run(sql, n, seed))
         .await
