@@ -15,7 +15,8 @@
 
 use crate::bounded::{BOUND, WATCHDOG, Watchdog};
 use crate::history::{Effect, History, at_most_once_per_epoch};
-use crate::linearizability::{Operation, check_all};
+use crate::linearizability::check_all;
+use crate::operation::{Operation, StepSpec};
 use crate::protocol::{Id, RevokeError};
 use crate::subject::Subject;
 use crate::support::{self, CatchUnwind, lock, task_panic};
@@ -750,7 +751,7 @@ async fn check_run<S: Subject>(run: Arc<Run<S>>, schedule: &Schedule) -> Result<
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     // 6. Linearizability, per id.
-    check_all(&run.history.events()).map_err(|(id, violation)| {
+    check_all(&StepSpec, &run.history.events()).map_err(|(id, violation)| {
         Violation::new(
             Property::Linearizable,
             format!("id {id} is not linearizable:\n{violation}"),

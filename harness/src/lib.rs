@@ -8,8 +8,11 @@
 //! - [`support`]: the helpers every test side shares (a lock that ignores
 //!   poisoning, one poll, [`support::CatchUnwind`], quiet deliberate panics,
 //!   case counts, a seeded generator).
-//! - [`history`] and [`linearizability`]: a concurrent run's log and the
-//!   Wing–Gong–Lowe checker against `spec::step`.
+//! - [`linearizability`]: the Wing–Gong–Lowe checker, generic over a
+//!   sequential [`linearizability::Model`].
+//! - [`operation`] and [`history`]: what a concurrent run observes of each
+//!   id, its model against `spec::step` ([`operation::StepSpec`]), and the
+//!   run's log.
 //! - [`bounded`]: waits that fail within seconds, naming the id, not hang.
 //! - [`sequential`]: the model test, step by step against the spec.
 //! - [`concurrent`]: random launch-fail-retry schedules and the six
@@ -27,6 +30,7 @@ pub mod bounded;
 pub mod concurrent;
 pub mod history;
 pub mod linearizability;
+pub mod operation;
 pub mod protocol;
 #[cfg(feature = "checkers")]
 pub mod sequential;
