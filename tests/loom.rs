@@ -22,6 +22,7 @@ mod mutants;
 #[path = "common/protocols.rs"]
 mod protocols;
 
+use async_tasks_recorder::spec::RevokeRefusal;
 use async_tasks_recorder::{AsyncTasksRecorder, TaskState};
 use async_tasks_recorder_harness::support::{TaskPanic, poll_once, quiet_task_panics, task_panic};
 use loom::sync::Arc;
@@ -32,7 +33,7 @@ use loom::thread;
 use loom_blocking::{Held, block_on};
 use loom_harness::{Trace, expect_violation, explore, violation};
 use mutants::{Faithful, LostWakeup, SplitLaunch, StaleSuccessList, UnlockedFailedIndex};
-use protocols::{AllSet202, Id, KeepsWakers, Protocol, RevokeError, ThreeSets};
+use protocols::{AllSet202, Id, KeepsWakers, Protocol, ThreeSets};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::{Pin, pin};
@@ -43,8 +44,8 @@ type Recorder = AsyncTasksRecorder<Id>;
 /// What `Protocol::launch_block` answers: the task's output, or the refusal.
 type Launched = Result<Result<(), ()>, TaskState>;
 
-/// What `Protocol::revoke_block` answers.
-type Revoked = Result<(), RevokeError>;
+/// What `Protocol::revoke_block` answers: the revoke's output, or the refusal.
+type Revoked = Result<Result<(), ()>, RevokeRefusal>;
 
 /// The id every model works on.
 const ID: Id = 1;
@@ -483,7 +484,7 @@ fn revoke_launch_query<P: Protocol + Default>(trace: &Trace, launcher: Launcher)
     };
     let revoked = revoker.join().unwrap();
 
-    if revoked != Ok(()) {
+    if revoked != Ok(Ok(())) {
         violation(
             trace,
             format_args!("{name}: the only revoke of a Success id answered {revoked:?}"),
@@ -561,7 +562,10 @@ fn concurrent_revokes<P: Protocol + Default>(trace: &Trace) {
         other.join().unwrap(),
     ];
 
-    let winners = results.iter().filter(|revoked| revoked.is_ok()).count();
+    let winners = results
+        .iter()
+        .filter(|&&revoked| revoked == Ok(Ok(())))
+        .count();
     let ran = compensations.load(Acquire);
     if winners != 1 || ran != 1 {
         violation(
@@ -572,7 +576,7 @@ fn concurrent_revokes<P: Protocol + Default>(trace: &Trace) {
     if let Some(refused) = results.iter().find(|revoked| {
         !matches!(
             revoked,
-            Ok(()) | Err(RevokeError::Revoking | RevokeError::NotSuccess)
+            Ok(Ok(())) | Err(RevokeRefusal::Revoking | RevokeRefusal::NotSuccess)
         )
     }) {
         violation(
@@ -1361,7 +1365,7 @@ fn listing_during_a_revoke<P: Protocol + Default>(trace: &Trace) {
     };
     check("during the revoke");
     let answer = revoker.join().unwrap();
-    if answer != Ok(()) {
+    if answer != Ok(Ok(())) {
         violation(
             trace,
             format_args!("{name}: the only revoke of a Success id answered {answer:?}"),

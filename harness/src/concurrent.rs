@@ -17,10 +17,10 @@ use crate::bounded::{BOUND, WATCHDOG, Watchdog};
 use crate::history::{Effect, History, at_most_once_per_epoch};
 use crate::linearizability::check_all;
 use crate::operation::{Operation, StepSpec};
-use crate::protocol::{Id, RevokeError};
+use crate::protocol::Id;
 use crate::subject::Subject;
 use crate::support::{self, CatchUnwind, lock, task_panic};
-use async_tasks_recorder::spec::{Outcome, Response, RevokeRefusal};
+use async_tasks_recorder::spec::{Outcome, Response};
 use async_tasks_recorder::{StateCounts, TaskState};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
@@ -507,17 +507,14 @@ impl<S: Subject> Run<S> {
             let invoked = history.now();
             let revoked = self.subject.revoke_block(id, future).await;
             let returned = history.now();
-            let refused = |reason| Operation::BeginRevoke(Response::RevokeRefused(reason));
             let start = started.load(Ordering::SeqCst);
             match revoked {
-                Err(RevokeError::NotSuccess) if start == u64::MAX => {
-                    history.record(id, refused(RevokeRefusal::NotSuccess), invoked, returned);
-                }
-                Err(RevokeError::Revoking) if start == u64::MAX => {
-                    history.record(id, refused(RevokeRefusal::Revoking), invoked, returned);
+                Err(reason) if start == u64::MAX => {
+                    let refused = Operation::BeginRevoke(Response::RevokeRefused(reason));
+                    history.record(id, refused, invoked, returned);
                 }
                 result => {
-                    let outcome = if result.is_ok() {
+                    let outcome = if result == Ok(Ok(())) {
                         Outcome::Ok
                     } else {
                         Outcome::Err

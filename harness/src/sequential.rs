@@ -8,10 +8,10 @@
 //! part-way, as a runtime shutdown would.
 
 use crate::bounded::{WATCHDOG, Watchdog};
-use crate::protocol::{Id, RevokeError};
+use crate::protocol::Id;
 use crate::subject::{Subject, spawn_until_started};
 use crate::support::{self, task_panic};
-use async_tasks_recorder::spec::{self, Op, Outcome, Phase, Response, RevokeRefusal};
+use async_tasks_recorder::spec::{self, Op, Outcome, Phase, Response};
 use async_tasks_recorder::{StateCounts, TaskState};
 use proptest::prelude::*;
 use proptest::strategy::Union;
@@ -356,9 +356,7 @@ impl<S: Subject> Sut<S> {
                 self.revokes.insert(id, Running { runtime, gate });
                 Response::Accepted
             }
-            Err(RevokeError::NotSuccess) => Response::RevokeRefused(RevokeRefusal::NotSuccess),
-            Err(RevokeError::Revoking) => Response::RevokeRefused(RevokeRefusal::Revoking),
-            Err(RevokeError::TaskError) => panic!("a revoke failed before it started"),
+            Err(refusal) => Response::RevokeRefused(refusal),
         }
     }
 

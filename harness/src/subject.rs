@@ -2,8 +2,9 @@
 //! its whole API, or any `Protocol` (the known-bad ones, the mutants), with
 //! the operations it lacks built from the ones it has.
 
-use crate::protocol::{Id, Protocol, RevokeError};
+use crate::protocol::{Id, Protocol};
 use crate::support::{CatchUnwind, lock, poll_once};
+use async_tasks_recorder::spec::RevokeRefusal;
 use async_tasks_recorder::{AsyncTasksRecorder, StateCounts, TaskState};
 use std::future::Future;
 use std::pin::Pin;
@@ -84,7 +85,7 @@ impl<P: Protocol> Protocol for Via<P> {
         &self,
         id: Id,
         revoke: F,
-    ) -> impl Future<Output = Result<(), RevokeError>> + Send
+    ) -> impl Future<Output = Result<Result<(), ()>, RevokeRefusal>> + Send
     where
         F: Future<Output = Result<(), ()>> + Send,
     {

@@ -23,9 +23,9 @@
 mod common;
 
 use async_tasks_recorder::TaskState;
-use async_tasks_recorder::spec::Outcome;
+use async_tasks_recorder::spec::{Outcome, RevokeRefusal};
 use async_tasks_recorder_harness::concurrent::{ABRUPT, check_schedule, schedule, wait_storm};
-use async_tasks_recorder_harness::protocol::{Id, Protocol, RevokeError};
+use async_tasks_recorder_harness::protocol::{Id, Protocol};
 use async_tasks_recorder_harness::sequential::{self, Kind};
 use async_tasks_recorder_harness::subject::Via;
 use async_tasks_recorder_harness::support::cases;
@@ -151,7 +151,7 @@ impl<const GUARDED: bool> Protocol for Pg<GUARDED> {
         .unwrap_or_else(|e| panic!("query of {id}: {e}"))
     }
 
-    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
+    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<Result<(), ()>, RevokeRefusal>
     where
         F: Future<Output = Result<(), ()>> + Send,
     {
@@ -161,14 +161,14 @@ impl<const GUARDED: bool> Protocol for Pg<GUARDED> {
         });
         let attempt = match begin {
             Ok(Ok(attempt)) => attempt,
-            Ok(Err(RevokeRefused::NotSuccess)) => return Err(RevokeError::NotSuccess),
-            Ok(Err(RevokeRefused::Revoking)) => return Err(RevokeError::Revoking),
+            Ok(Err(RevokeRefused::NotSuccess)) => return Err(RevokeRefusal::NotSuccess),
+            Ok(Err(RevokeRefused::Revoking)) => return Err(RevokeRefusal::Revoking),
             Err(e) => panic!("revoke of {id}: {e}"),
         };
         let attempt = Settle(Some(attempt));
         let output = revoke.await;
         attempt.settle(Outcome::of(&output));
-        output.map_err(|()| RevokeError::TaskError)
+        Ok(output)
     }
 
     async fn wait(&self, id: Id) -> TaskState {

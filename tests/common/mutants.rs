@@ -18,7 +18,7 @@
 //!   id, so a revoked id stays listed.
 #![allow(dead_code)]
 
-use super::protocols::{Id, Protocol, RevokeError, yield_now};
+use super::protocols::{Id, Protocol, yield_now};
 use async_tasks_recorder::Finishes;
 use async_tasks_recorder::Settle;
 use async_tasks_recorder::TaskState;
@@ -291,19 +291,19 @@ impl<M: Steps> Protocol for Mutant<M> {
         self.base.phase(id).state()
     }
 
-    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
+    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<Result<(), ()>, RevokeRefusal>
     where
         F: Future<Output = Result<(), ()>> + Send,
     {
         match self.base.apply::<M>(id, Op::BeginRevoke) {
             Response::Accepted => {}
-            Response::RevokeRefused(RevokeRefusal::Revoking) => return Err(RevokeError::Revoking),
-            _ => return Err(RevokeError::NotSuccess),
+            Response::RevokeRefused(refusal) => return Err(refusal),
+            _ => return Err(RevokeRefusal::NotSuccess),
         }
         let revoking = Settle::new(self, id, Op::FinishRevoke);
         let output = revoke.await;
         revoking.settle(Outcome::of(&output));
-        output.map_err(|()| RevokeError::TaskError)
+        Ok(output)
     }
 
     async fn wait(&self, id: Id) -> TaskState {
