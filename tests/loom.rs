@@ -32,7 +32,7 @@ use loom::sync::atomic::Ordering::{AcqRel, Acquire, Release};
 use loom::thread;
 use loom_blocking::{Held, block_on};
 use loom_harness::{Trace, expect_violation, explore, violation};
-use mutants::{Faithful, LostWakeup, SplitLaunch, StaleSuccessList, UnlockedFailedIndex};
+use mutants::{FailedRevokeRemoves, Faithful, LostWakeup, SplitLaunch, UnlockedFailedIndex};
 use protocols::{AllSet202, Id, KeepsWakers, Protocol, ThreeSets};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -1273,14 +1273,14 @@ fn model_1_catches_two_winners_of_the_split_launch_mutant() {
 }
 
 #[test]
-fn model_8_catches_a_revoked_id_listed_by_the_stale_success_list_mutant() {
+fn model_8_catches_a_success_forgotten_by_the_failed_revoke_removal_mutant() {
     let found = expect_violation(
-        "8 revoke-listing on the stale success list mutant",
+        "8 failed revoke-listing on the failed revoke removal mutant",
         BITE_BOUND,
-        listing_during_a_revoke::<StaleSuccessList>,
+        |trace| listing_during_a_revoke::<FailedRevokeRemoves>(trace, Err(())),
     );
     assert!(
-        found.contains("after the revoke completed, a listing of Success shows id"),
+        found.contains("the revoke failed, yet a listing of Success"),
         "{found}"
     );
 }
@@ -1309,11 +1309,11 @@ fn the_mutants_base_wakes_every_waiter() {
 }
 
 #[test]
-fn the_mutants_base_drops_a_revoked_id_from_listings() {
+fn the_mutants_base_keeps_listing_a_success_whose_revoke_failed() {
     explore(
-        "8 revoke-listing on the mutants' base",
+        "8 failed revoke-listing on the mutants' base",
         BITE_BOUND,
-        listing_during_a_revoke::<Faithful>,
+        |trace| listing_during_a_revoke::<Faithful>(trace, Err(())),
     );
 }
 
@@ -1321,11 +1321,15 @@ fn the_mutants_base_drops_a_revoked_id_from_listings() {
 // Model 8: revoke ‖ listing
 // ---------------------------------------------------------------------------
 
-/// A succeeded id is revoked while the main thread lists `Success`. A
-/// listing that begins after the revoke completed must not show the id; one
-/// during the revoke may. Once the revoke returned, the id reads `NotFound`
-/// and no listing shows it.
-fn listing_during_a_revoke<P: Protocol + Default>(trace: &Trace) {
+/// A succeeded id is revoked, with a compensation that ends with
+/// `compensation`, while the main thread lists `Success`.
+/// - If the revoke succeeds: a listing that begins after the revoke completed
+///   must not show the id; one during the revoke may. Once the revoke
+///   returned, the id reads `NotFound` and no listing shows it.
+/// - If the compensation fails, the id reads `Success` throughout
+///   (`Revoking` reads `Success`), so every listing shows it, and it ends
+///   `Success`.
+fn listing_during_a_revoke<P: Protocol + Default>(trace: &Trace, compensation: Result<(), ()>) {
     let protocol = P::default();
     let name = P::NAME;
     let first = launch(&protocol, trace, "setup", ID, async { Ok(()) });
@@ -1339,7 +1343,7 @@ fn listing_during_a_revoke<P: Protocol + Default>(trace: &Trace) {
     let revoker = {
         let (protocol, trace, revoked) = (protocol.clone(), trace.clone(), revoked.clone());
         thread::spawn(move || {
-            let answer = revoke(&protocol, &trace, "V", ID, async { Ok(()) });
+            let answer = revoke(&protocol, &trace, "V", ID, async move { compensation });
             revoked.store(true, Release);
             answer
         })
@@ -1348,11 +1352,19 @@ fn listing_during_a_revoke<P: Protocol + Default>(trace: &Trace) {
         let completed = revoked.load(Acquire);
         let listed = protocol.list(TaskState::Success);
         trace.note("main", format_args!("list Success ({when}) -> {listed:?}"));
-        if completed && listed.contains(&ID) {
+        if compensation.is_ok() && completed && listed.contains(&ID) {
             violation(
                 trace,
                 format_args!(
                     "{name}: after the revoke completed, a listing of Success shows id {ID}"
+                ),
+            );
+        }
+        if compensation.is_err() && !listed.contains(&ID) {
+            violation(
+                trace,
+                format_args!(
+                    "{name}: the revoke failed, yet a listing of Success ({when}) misses id {ID}"
                 ),
             );
         }
@@ -1365,7 +1377,7 @@ fn listing_during_a_revoke<P: Protocol + Default>(trace: &Trace) {
     };
     check("during the revoke");
     let answer = revoker.join().unwrap();
-    if answer != Ok(Ok(())) {
+    if answer != Ok(compensation) {
         violation(
             trace,
             format_args!("{name}: the only revoke of a Success id answered {answer:?}"),
@@ -1373,7 +1385,12 @@ fn listing_during_a_revoke<P: Protocol + Default>(trace: &Trace) {
     }
     check("after the revoke");
     let last = query(&protocol, trace, "main", ID);
-    if last != TaskState::NotFound {
+    let expected = if compensation.is_ok() {
+        TaskState::NotFound
+    } else {
+        TaskState::Success
+    };
+    if last != expected {
         violation(
             trace,
             format_args!("{name}: after the revoke, the id reads {last:?}"),
@@ -1383,11 +1400,9 @@ fn listing_during_a_revoke<P: Protocol + Default>(trace: &Trace) {
 
 #[test]
 fn a_listing_during_a_revoke_is_weakly_consistent() {
-    explore(
-        "8 revoke-listing",
-        BOUND,
-        listing_during_a_revoke::<Recorder>,
-    );
+    explore("8 revoke-listing", BOUND, |trace| {
+        listing_during_a_revoke::<Recorder>(trace, Ok(()))
+    });
 }
 
 #[test]
