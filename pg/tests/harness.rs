@@ -93,12 +93,12 @@ impl<const GUARDED: bool> Default for Pg<GUARDED> {
     }
 }
 
-/// Settles an accepted attempt: `Ok`/`Err` by the future's output, `Err`
-/// when dropped first (a panic or a cancelled caller), before the drop
-/// returns.
-struct Settle(Option<Attempt<i64>>);
+/// An accepted attempt that settles before its caller moves on: `Ok`/`Err`
+/// by the future's output through [`settle`](Self::settle), or `Err` when
+/// dropped first (a panic or a cancelled caller), before the drop returns.
+struct SettlingAttempt(Option<Attempt<i64>>);
 
-impl Settle {
+impl SettlingAttempt {
     fn settle(mut self, outcome: Outcome) {
         let attempt = self.0.take().expect("settled once");
         let id = *attempt.lease().id();
@@ -107,7 +107,7 @@ impl Settle {
     }
 }
 
-impl Drop for Settle {
+impl Drop for SettlingAttempt {
     fn drop(&mut self) {
         if let Some(attempt) = self.0.take() {
             let id = *attempt.lease().id();
@@ -137,7 +137,7 @@ impl<const GUARDED: bool> Protocol for Pg<GUARDED> {
             Ok(Err(state)) => return Err(state),
             Err(e) => panic!("claim of {id}: {e}"),
         };
-        let attempt = Settle(Some(attempt));
+        let attempt = SettlingAttempt(Some(attempt));
         let output = task.await;
         attempt.settle(Outcome::of(&output));
         Ok(output)
@@ -165,7 +165,7 @@ impl<const GUARDED: bool> Protocol for Pg<GUARDED> {
             Ok(Err(RevokeRefused::Revoking)) => return Err(RevokeRefusal::Revoking),
             Err(e) => panic!("revoke of {id}: {e}"),
         };
-        let attempt = Settle(Some(attempt));
+        let attempt = SettlingAttempt(Some(attempt));
         let output = revoke.await;
         attempt.settle(Outcome::of(&output));
         Ok(output)
