@@ -3,8 +3,17 @@
 
 use async_tasks_recorder::TaskState::{self, Failed, NotFound, Success, Working};
 use async_tasks_recorder::spec::{self, Op, Outcome, Phase, Response, RevokeRefusal};
-use async_tasks_recorder_harness::linearizability::{Event, Operation, check};
+use async_tasks_recorder_harness::linearizability::{self, Violation};
+use async_tasks_recorder_harness::operation::{Operation, StepSpec};
 use proptest::prelude::*;
+
+/// One id's operation, stamped by a counter.
+type Event = linearizability::Event<Operation>;
+
+/// The checker against `spec::step`.
+fn check(history: &[Event]) -> Result<Vec<usize>, Violation<Operation>> {
+    linearizability::check(&StepSpec, history)
+}
 
 const ACCEPTED: Response = Response::Accepted;
 

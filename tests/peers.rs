@@ -3,7 +3,7 @@
 
 use async_tasks_recorder::{AsyncTasksRecorder, TaskState};
 use async_tasks_recorder_harness::bounded::within;
-use async_tasks_recorder_harness::subject::{poll_once, task_panic};
+use async_tasks_recorder_harness::support::{poll_once, task_panic};
 use async_tasks_recorder_v2 as v2;
 use async_tasks_state_map as state_map;
 use std::future::Future;

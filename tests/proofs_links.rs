@@ -388,8 +388,8 @@ fn the_citation_check_reports_missing_code() {
     assert_eq!(problems, expected);
     // A bare file name is looked up in the other members too.
     assert!(source_dirs().contains(&"harness/src".to_owned()));
-    assert_eq!(unresolved("concurrent.rs:check_schedule"), None);
-    assert!(unresolved("concurrent.rs:no_such_schedule").is_some());
+    assert_eq!(unresolved("subject.rs:spawn_until_started"), None);
+    assert!(unresolved("subject.rs:no_such_spawn").is_some());
 }
 
 #[test]

@@ -12,7 +12,8 @@ mod protocols;
 
 use async_tasks_recorder::AsyncTasksRecorder;
 use async_tasks_recorder_harness::sequential::{self, Kind, Model, STEPS, counterexample};
-use async_tasks_recorder_harness::subject::{Subject, Via, cases};
+use async_tasks_recorder_harness::subject::{Subject, Via};
+use async_tasks_recorder_harness::support::cases;
 use proptest::test_runner::Config;
 use proptest_state_machine::prop_state_machine;
 use protocols::{AllSet202, Id, ThreeSets};
@@ -48,10 +49,11 @@ fn bites_the_published_two_zero_two() {
     bites::<Via<AllSet202>>(Kind::State);
 }
 
-/// A revoked id stays in the listing of `Success`.
+/// A revoke whose compensation fails leaves the id `NotFound`, where the
+/// spec returns it to `Success`.
 #[test]
-fn bites_the_stale_success_listing_mutant() {
-    bites::<Via<mutants::StaleSuccessList>>(Kind::Listing);
+fn bites_the_failed_revoke_removal_mutant() {
+    bites::<Via<mutants::FailedRevokeRemoves>>(Kind::State);
 }
 
 // The split-launch and lost-wake-up mutants differ from the spec only when

@@ -9,9 +9,10 @@ mod mutants;
 mod protocols;
 
 use async_tasks_recorder::TaskState;
+use async_tasks_recorder::spec::RevokeRefusal;
 use async_tasks_recorder_harness::bounded::within;
-use mutants::{Faithful, LostWakeup, SplitLaunch, StaleSuccessList};
-use protocols::{AllSet202, Protocol, RevokeError, ThreeSets, recorder};
+use mutants::{FailedRevokeRemoves, Faithful, LostWakeup, SplitLaunch};
+use protocols::{AllSet202, Protocol, ThreeSets, recorder};
 
 async fn ok() -> Result<(), ()> {
     Ok(())
@@ -40,12 +41,12 @@ async fn every_protocol_runs_a_sequential_launch_fail_retry() {
     launch_fail_retry(Faithful::default()).await;
     launch_fail_retry(SplitLaunch::default()).await;
     launch_fail_retry(LostWakeup::default()).await;
-    launch_fail_retry(StaleSuccessList::default()).await;
+    launch_fail_retry(FailedRevokeRemoves::default()).await;
 }
 
 async fn refused_launch_then_revoke<P: Protocol>(
     protocol: &P,
-) -> (TaskState, Result<(), RevokeError>) {
+) -> (TaskState, Result<Result<(), ()>, RevokeRefusal>) {
     protocol.launch_block(1, ok()).await.unwrap().unwrap();
     assert_eq!(
         protocol.launch_block(1, ok()).await,
@@ -58,11 +59,11 @@ async fn refused_launch_then_revoke<P: Protocol>(
 async fn the_published_202_wedges_after_a_refused_launch_and_ours_does_not() {
     assert_eq!(
         refused_launch_then_revoke(&recorder()).await,
-        (TaskState::Success, Ok(()))
+        (TaskState::Success, Ok(Ok(())))
     );
     assert_eq!(
         refused_launch_then_revoke(&Faithful::default()).await,
-        (TaskState::Success, Ok(()))
+        (TaskState::Success, Ok(Ok(())))
     );
     let published = AllSet202::default();
     let (state, _) = refused_launch_then_revoke(&published).await;
@@ -79,41 +80,40 @@ async fn the_published_202_wedges_revoke_after_a_refused_revoke() {
     let published = AllSet202::default();
     assert_eq!(
         published.revoke_block(1, ok()).await,
-        Err(RevokeError::NotSuccess)
+        Err(RevokeRefusal::NotSuccess)
     );
     published.launch_block(1, ok()).await.unwrap().unwrap();
     assert_eq!(
         published.revoke_block(1, ok()).await,
-        Err(RevokeError::Revoking)
+        Err(RevokeRefusal::Revoking)
     );
 
     let ours = recorder();
     assert_eq!(
         ours.revoke_block(1, ok()).await,
-        Err(RevokeError::NotSuccess)
+        Err(RevokeRefusal::NotSuccess)
     );
     Protocol::launch_block(&ours, 1, ok())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(ours.revoke_block(1, ok()).await, Ok(()));
+    assert_eq!(ours.revoke_block(1, ok()).await, Ok(Ok(())));
     assert_eq!(ours.query(1), TaskState::NotFound);
 }
 
 #[tokio::test]
-async fn the_stale_success_list_mutant_lists_a_revoked_id_and_the_base_does_not() {
-    async fn revoked_then_listed<P: Protocol>(protocol: &P) -> Vec<u32> {
+async fn the_failed_revoke_removal_mutant_forgets_a_success_and_the_base_does_not() {
+    async fn failed_revoke_then_read<P: Protocol>(protocol: &P) -> (TaskState, Vec<u32>) {
         protocol.launch_block(1, ok()).await.unwrap().unwrap();
-        assert_eq!(protocol.revoke_block(1, ok()).await, Ok(()));
-        assert_eq!(protocol.query(1), TaskState::NotFound);
-        protocol.list(TaskState::Success)
+        assert_eq!(protocol.revoke_block(1, err()).await, Ok(Err(())));
+        (protocol.query(1), protocol.list(TaskState::Success))
     }
     assert_eq!(
-        revoked_then_listed(&Faithful::default()).await,
-        Vec::<u32>::new()
+        failed_revoke_then_read(&Faithful::default()).await,
+        (TaskState::Success, vec![1])
     );
     assert_eq!(
-        revoked_then_listed(&StaleSuccessList::default()).await,
-        vec![1]
+        failed_revoke_then_read(&FailedRevokeRemoves::default()).await,
+        (TaskState::NotFound, Vec::<u32>::new())
     );
 }

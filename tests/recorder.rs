@@ -1,18 +1,24 @@
-//! The recorder's rules, each wedge case included, on tokio multi-thread runtimes.
+//! The recorder's rules, each wedge case included, on tokio multi-thread runtimes:
+//! launches and revokes here, `wait` in `recorder/waits.rs`, listings and
+//! counts in `recorder/listings.rs`.
 //!
 //! Every wait is bounded ([`within`]): a wedged id or a lost wake-up fails
 //! its test within seconds, naming the id, instead of hanging the suite.
 
 use async_tasks_recorder::{AsyncTasksRecorder, RevokeFailReason, StateCounts, TaskState};
-use async_tasks_recorder_harness::bounded::{BOUND, within};
+use async_tasks_recorder_harness::bounded::within;
 use std::collections::hash_map::RandomState;
 use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+#[path = "recorder/listings.rs"]
+mod listings;
+#[path = "recorder/waits.rs"]
+mod waits;
 
 type Recorder = AsyncTasksRecorder<u64>;
 
@@ -390,94 +396,6 @@ async fn of_concurrent_revokes_exactly_one_wins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wait_returns_at_once_unless_working() {
-    let recorder = Recorder::new();
-    assert_eq!(within(1, recorder.wait(&1)).await, TaskState::NotFound);
-    recorder.launch_block(1, ok()).await.accepted().unwrap();
-    assert_eq!(within(1, recorder.wait(&1)).await, TaskState::Success);
-    recorder
-        .launch_block(2, err())
-        .await
-        .accepted()
-        .unwrap_err();
-    assert_eq!(within(2, recorder.wait(&2)).await, TaskState::Failed);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_waiter_wakes_with_the_final_state() {
-    let recorder = Recorder::new();
-    for (id, outcome) in [(1, TaskState::Success), (2, TaskState::Failed)] {
-        let (release, task) = gated();
-        recorder.launch(id, task).await.accepted();
-        let waiters: Vec<_> = (0..16)
-            .map(|_| {
-                let recorder = recorder.clone();
-                tokio::spawn(async move { within(id, recorder.wait(&id)).await })
-            })
-            .collect();
-        tokio::task::yield_now().await;
-        if outcome == TaskState::Success {
-            release.send(()).unwrap();
-        } else {
-            drop(release);
-        }
-        for waiter in waiters {
-            assert_eq!(within(id, waiter).await.unwrap(), outcome);
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancelled_waiter_does_not_disturb_the_others() {
-    let recorder = Recorder::new();
-    let (release, task) = gated();
-    recorder.launch(1, task).await.accepted();
-    // Bounded too: a `wait` that spins never lets the short timeout fire.
-    let gone = within(
-        1,
-        tokio::time::timeout(Duration::from_millis(10), recorder.wait(&1)),
-    )
-    .await;
-    assert!(gone.is_err());
-    let waiter = {
-        let recorder = recorder.clone();
-        tokio::spawn(async move { within(1, recorder.wait(&1)).await })
-    };
-    release.send(()).unwrap();
-    assert_eq!(within(1, waiter).await.unwrap(), TaskState::Success);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listings_and_counts_agree_with_queries() {
-    let recorder = Recorder::new();
-    let mut gates = Vec::new();
-    for id in 0..30u64 {
-        match id % 3 {
-            0 => drop(recorder.launch_block(id, ok()).await.accepted()),
-            1 => drop(recorder.launch_block(id, err()).await.accepted()),
-            _ => {
-                let (release, task) = gated();
-                recorder.launch(id, task).await.accepted();
-                gates.push(release);
-            }
-        }
-    }
-    for state in [TaskState::Success, TaskState::Failed, TaskState::Working] {
-        let mut listed = recorder.list_tasks(state);
-        listed.sort_unstable();
-        let expected: Vec<u64> = (0..30)
-            .filter(|id| recorder.query_task_state_sync(id) == state)
-            .collect();
-        assert_eq!(listed, expected, "{state:?}");
-        assert_eq!(recorder.count_tasks(state), 10);
-    }
-    assert!(recorder.list_tasks(TaskState::NotFound).is_empty());
-    assert_eq!(recorder.count_tasks(TaskState::NotFound), 0);
-    assert_eq!(recorder.len(), 30);
-    drop(gates);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quick_query_keeps_the_2x_contract() {
     let recorder = Recorder::new();
     assert_eq!(
@@ -543,116 +461,11 @@ async fn a_completed_revoke_leaves_no_entry_behind() {
     assert!(recorder.is_empty());
 }
 
-/// A waker that reports its first wake on a channel.
-struct Reporting(std::sync::Mutex<Option<mpsc::Sender<()>>>);
-
-impl Reporting {
-    fn pair() -> (Waker, mpsc::Receiver<()>) {
-        let (woken, wakes) = mpsc::channel();
-        let waker = Waker::from(Arc::new(Reporting(std::sync::Mutex::new(Some(woken)))));
-        (waker, wakes)
-    }
-}
-
-impl Wake for Reporting {
-    fn wake(self: Arc<Self>) {
-        let woken = self.0.lock().unwrap().take();
-        if let Some(woken) = woken {
-            let _ = woken.send(());
-        }
-    }
-}
-
-type Wait = Pin<Box<dyn Future<Output = TaskState> + Send>>;
-
-fn wait_future(recorder: &Recorder, id: u64) -> Wait {
-    let recorder = recorder.clone();
-    Box::pin(async move { recorder.wait(&id).await })
-}
-
-/// Polls `wait` once with `waker`, on a thread of its own: a `wait` that
-/// spins instead of sleeping would never return, so the poll is bounded too.
-fn poll_apart(id: u64, mut wait: Wait, waker: Waker) -> (Wait, Poll<TaskState>) {
-    let (done, polled) = mpsc::channel();
-    std::thread::spawn(move || {
-        let poll = wait.as_mut().poll(&mut Context::from_waker(&waker));
-        let _ = done.send((wait, poll));
-    });
-    polled.recv_timeout(BOUND).unwrap_or_else(|_| {
-        panic!(
-            "a poll of wait on id {id} still running after {} s: it spins instead of sleeping",
-            BOUND.as_secs()
-        )
-    })
-}
-
 fn multi_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
         .unwrap()
-}
-
-#[test]
-fn a_wait_sleeps_then_wakes_the_waker_of_its_latest_poll() {
-    let runtime = multi_thread();
-    let recorder = Recorder::new();
-    let (release, task) = gated();
-    runtime.block_on(recorder.launch(9, task)).accepted();
-    let (first, _) = Reporting::pair();
-    let (wait, poll) = poll_apart(9, wait_future(&recorder, 9), first);
-    assert!(poll.is_pending(), "wait on a Working id returned {poll:?}");
-    // The waiting task moved to another waker, as a task moved between
-    // workers or a `select!` arm re-polled from elsewhere does.
-    let (latest, woken) = Reporting::pair();
-    let (wait, poll) = poll_apart(9, wait, latest.clone());
-    assert!(poll.is_pending(), "wait on a Working id returned {poll:?}");
-    release.send(()).unwrap();
-    woken.recv_timeout(BOUND).unwrap_or_else(|_| {
-        panic!(
-            "id 9 finished but its waiter's latest waker was not woken within {} s",
-            BOUND.as_secs()
-        )
-    });
-    let (_, poll) = poll_apart(9, wait, latest);
-    assert_eq!(poll, Poll::Ready(TaskState::Success));
-}
-
-#[test]
-fn refused_operations_on_a_working_id_wake_no_waiter() {
-    let runtime = multi_thread();
-    let recorder = Recorder::new();
-    let (release, task) = gated();
-    runtime.block_on(recorder.launch(3, task)).accepted();
-    let (waker, woken) = Reporting::pair();
-    let (wait, poll) = poll_apart(3, wait_future(&recorder, 3), waker.clone());
-    assert!(poll.is_pending());
-    // A refused launch or revoke leaves the id `Working`; the signal is
-    // fired, synchronously inside the call, only when the id leaves it.
-    runtime.block_on(async {
-        assert!(matches!(
-            recorder.launch(3, ok()).await,
-            Err((TaskState::Working, _))
-        ));
-        assert!(matches!(
-            recorder.revoke_task_block(3, ok()).await,
-            Err(RevokeFailReason::NotSuccess(_))
-        ));
-    });
-    assert_eq!(
-        woken.try_recv(),
-        Err(mpsc::TryRecvError::Empty),
-        "a refused operation woke the waiter of id 3"
-    );
-    drop(release);
-    woken.recv_timeout(BOUND).unwrap_or_else(|_| {
-        panic!(
-            "id 3 failed but its waiter was not woken within {} s",
-            BOUND.as_secs()
-        )
-    });
-    let (_, poll) = poll_apart(3, wait, waker);
-    assert_eq!(poll, Poll::Ready(TaskState::Failed));
 }
 
 #[test]
@@ -693,89 +506,4 @@ fn a_launch_outside_a_runtime_is_refused_with_the_ids_state() {
         assert_eq!(recorder.query_task_state_sync(&id), state, "id {id}");
     }
     assert_eq!(ran.load(Ordering::SeqCst), 0, "a refused task ran");
-}
-
-/// Every way into `Failed` (an `Err` in place or spawned, a panic, a
-/// cancelled `launch_block`, a task dropped at runtime shutdown) puts the id
-/// in the failed listing and count, which walk their own index; a relaunch,
-/// spawned or in place, takes it out, and one that fails again puts it back.
-/// Successes and revokes never appear there.
-#[test]
-fn the_failed_index_follows_every_way_into_and_out_of_failed() {
-    let recorder = Recorder::new();
-    let failed = |recorder: &Recorder| {
-        let mut ids = recorder.list_tasks(TaskState::Failed);
-        ids.sort_unstable();
-        let count = recorder.count_tasks(TaskState::Failed);
-        assert_eq!(count, recorder.state_counts().failed, "count_tasks(Failed)");
-        (ids, count)
-    };
-    // Bounded: a wedged id fails the test, naming it, instead of hanging it.
-    async fn settled(recorder: &Recorder, id: u64) -> TaskState {
-        tokio::time::timeout(Duration::from_secs(10), recorder.wait(&id))
-            .await
-            .unwrap_or_else(|_| panic!("id {id} still Working after 10 s"))
-    }
-
-    // A runtime whose shutdown drops the task of id 6 mid-run.
-    let doomed = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    doomed.block_on(async {
-        recorder
-            .launch(6, std::future::pending::<Result<(), ()>>())
-            .await
-            .accepted();
-    });
-    drop(doomed);
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        recorder
-            .launch_block(1, err())
-            .await
-            .accepted()
-            .unwrap_err();
-        recorder.launch(2, err()).await.accepted();
-        recorder
-            .launch(3, async {
-                if true {
-                    panic!("task panicked on purpose");
-                }
-                Ok::<(), ()>(())
-            })
-            .await
-            .accepted();
-        let cancelled = tokio::time::timeout(
-            Duration::from_millis(5),
-            recorder.launch_block(4, std::future::pending::<Result<(), ()>>()),
-        );
-        assert!(cancelled.await.is_err(), "a pending launch_block returned");
-        recorder.launch_block(5, ok()).await.accepted().unwrap();
-        for id in 1..=6 {
-            settled(&recorder, id).await;
-        }
-        assert_eq!(failed(&recorder), (vec![1, 2, 3, 4, 6], 5));
-
-        // Out: in place to Success; spawned and still Working; spawned and
-        // failing again, which leaves `Failed` and enters it once more.
-        recorder.launch_block(1, ok()).await.accepted().unwrap();
-        let (release, task) = gated();
-        recorder.launch(2, task).await.accepted();
-        recorder.launch(3, err()).await.accepted();
-        assert_eq!(settled(&recorder, 3).await, TaskState::Failed);
-        assert_eq!(failed(&recorder), (vec![3, 4, 6], 3));
-        release.send(()).unwrap();
-        assert_eq!(settled(&recorder, 2).await, TaskState::Success);
-
-        // A revoke of a success, and a refused relaunch of one, touch nothing.
-        assert!(recorder.revoke_task_block(1, ok()).await.is_ok());
-        assert!(recorder.launch_block(5, ok()).await.is_err());
-        assert_eq!(failed(&recorder), (vec![3, 4, 6], 3));
-    });
 }

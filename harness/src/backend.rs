@@ -7,7 +7,7 @@
 //! implements [`Backend`] itself: the PostgreSQL recorder does so in
 //! [`postgres`] (feature `postgres`).
 
-use crate::protocol::{Id, RevokeError};
+use crate::protocol::Id;
 use crate::subject::Subject;
 use async_tasks_recorder::{StateCounts, TaskState};
 use std::convert::Infallible;
@@ -115,9 +115,9 @@ impl<S: Subject> Backend for S {
         F: Future<Output = Result<(), ()>> + Send,
     {
         Ok(match self.revoke_block(id, revoke).await {
-            Ok(()) => Revoked::Done,
-            Err(RevokeError::TaskError) => Revoked::RevokeFailed,
-            Err(RevokeError::NotSuccess | RevokeError::Revoking) => Revoked::Refused,
+            Ok(Ok(())) => Revoked::Done,
+            Ok(Err(())) => Revoked::RevokeFailed,
+            Err(_) => Revoked::Refused,
         })
     }
 

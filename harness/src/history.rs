@@ -1,8 +1,10 @@
 //! Records a concurrent run: every operation's invocation and response on one
 //! global counter, and every side effect the tasks and revokes performed.
-use crate::linearizability::{Event, Operation};
+
+use crate::linearizability::Event;
+use crate::operation::Operation;
 use crate::protocol::Id;
-use crate::subject::lock;
+use crate::support::lock;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,7 +22,9 @@ pub enum Effect {
 #[derive(Debug, Default)]
 pub struct History {
     clock: AtomicU64,
-    events: Mutex<Vec<(Id, Event)>>,
+    /// Each completed operation, with the id it was on.
+    events: Mutex<Vec<(Id, Event<Operation>)>>,
+    /// Each side effect: (id, counter reading when it happened, effect).
     effects: Mutex<Vec<(Id, u64, Effect)>>,
 }
 
@@ -41,7 +45,7 @@ impl History {
         lock(&self.effects).push((id, at, effect));
     }
 
-    pub fn events(&self) -> Vec<(Id, Event)> {
+    pub fn events(&self) -> Vec<(Id, Event<Operation>)> {
         lock(&self.events).clone()
     }
 

@@ -5,15 +5,21 @@
 //! - [`subject`]: a protocol plus the operations only a full recorder has
 //!   ([`subject::Subject`]), and [`subject::Via`], which builds them for a
 //!   bare protocol.
-//! - [`history`] and [`linearizability`]: a concurrent run's log and the
-//!   Wing–Gong–Lowe checker against `spec::step`.
+//! - [`support`]: the helpers every test side shares (a lock that ignores
+//!   poisoning, one poll, [`support::CatchUnwind`], quiet deliberate panics,
+//!   case counts, a seeded generator).
+//! - [`linearizability`]: the Wing–Gong–Lowe checker, generic over a
+//!   sequential [`linearizability::Model`].
+//! - [`operation`] and [`history`]: what a concurrent run observes of each
+//!   id, its model against `spec::step` ([`operation::StepSpec`]), and the
+//!   run's log.
 //! - [`bounded`]: waits that fail within seconds, naming the id, not hang.
 //! - [`sequential`]: the model test, step by step against the spec.
 //! - [`concurrent`]: random launch-fail-retry schedules and the six
 //!   properties every run must keep.
 //!
 //! The last two, built on proptest, are the default `checkers` feature; a
-//! tool that only needs the test helpers of [`subject`] turns it off.
+//! tool that only needs [`support`] turns it off.
 //!
 //! A backend is checked by implementing [`subject::Subject`] (plus
 //! `Default`, a fresh empty recorder) and calling
@@ -25,7 +31,9 @@ pub mod bounded;
 pub mod concurrent;
 pub mod history;
 pub mod linearizability;
+pub mod operation;
 pub mod protocol;
 #[cfg(feature = "checkers")]
 pub mod sequential;
 pub mod subject;
+pub mod support;

@@ -1,71 +1,59 @@
-//! A linearizability checker for one id's history, against `spec::step`.
+//! A linearizability checker for one object's history, generic over the
+//! sequential model it is checked against.
 //!
 //! Wing & Gong's search with Lowe's memoization: repeatedly pick an
 //! operation that no other pending operation precedes in real time, apply it
-//! to the spec, backtrack when the observed answer is impossible there, and
-//! never revisit a (set of linearized operations, phase) pair. Histories are
-//! checked per id: ids share nothing in the spec, and linearizability is
-//! compositional (Herlihy & Wing), so a history is linearizable exactly when
-//! each id's sub-history is.
+//! to the model, backtrack when the observed answer is impossible there, and
+//! never revisit a (set of linearized operations, model state) pair.
+//! Histories are checked per id: ids share nothing in the spec, and
+//! linearizability is compositional (Herlihy & Wing), so a history is
+//! linearizable exactly when each id's sub-history is.
+//!
+//! Two models use it: [`StepSpec`](crate::operation::StepSpec), the
+//! harness's operations against `spec::step`, and the PostgreSQL backend's
+//! operations against `spec::fenced_step` (`pg/tests/model.rs`), where a
+//! lease may lapse before any operation.
 
-use async_tasks_recorder::TaskState;
-use async_tasks_recorder::spec::{self, Op, Outcome, Phase, Response};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::hash::Hash;
 
-/// One operation on an id, with what its caller observed.
-#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
-pub enum Operation {
-    /// A launch, accepted or refused.
-    Launch(Response),
-    /// The attempt that owned `Working` ended; the recorder never refuses it.
-    Finish(Outcome),
-    /// A revoke's start, accepted or refused.
-    BeginRevoke(Response),
-    /// The revoke that owned `Revoking` ended.
-    FinishRevoke(Outcome),
-    /// `query_task_state` returned this.
-    Query(TaskState),
-    /// `query_task_state_quick` returned this.
-    QuickQuery(TaskState),
-    /// `wait` returned this.
-    Wait(TaskState),
-}
+/// A sequential specification of one object, as the search consumes it.
+pub trait Model {
+    /// The object's state; the memo keys on it, so it must be small and exact.
+    type State: Copy + Eq + Hash;
 
-impl Operation {
-    /// The phase after this operation takes effect in `phase`, or `None` when
-    /// the spec could not have answered what the caller observed.
-    pub fn apply(self, phase: Phase) -> Option<Phase> {
-        let answered = |op, seen| {
-            let (next, response) = spec::step(phase, op);
-            (response == seen).then_some(next)
-        };
-        let read = |ok: bool| ok.then_some(phase);
-        match self {
-            Operation::Launch(seen) => answered(Op::Launch, seen),
-            Operation::Finish(outcome) => answered(Op::Finish(outcome), Response::Accepted),
-            Operation::BeginRevoke(seen) => answered(Op::BeginRevoke, seen),
-            Operation::FinishRevoke(outcome) => {
-                answered(Op::FinishRevoke(outcome), Response::Accepted)
-            }
-            Operation::Query(state) => read(phase.state() == state),
-            Operation::QuickQuery(state) => read(phase.quick_state() == state),
-            Operation::Wait(state) => read(state != TaskState::Working && phase.state() == state),
-        }
-    }
+    /// One operation with what its caller observed (its arguments and its
+    /// answer).
+    type Operation: Clone + fmt::Debug;
+
+    /// The state before any operation.
+    fn initial(&self) -> Self::State;
+
+    /// Every state the operation may leave behind when it takes effect in
+    /// `state` and answers as observed: none when the model could not have
+    /// answered so, more than one where the model is nondeterministic (a
+    /// lease that may or may not lapse first).
+    fn apply(
+        &self,
+        state: Self::State,
+        operation: &Self::Operation,
+    ) -> impl IntoIterator<Item = Self::State>;
 }
 
 /// An operation with the clock readings taken just before its call and just
-/// after its return. Readings come from one counter and are all distinct.
+/// after its return. Any totally ordered stamp will do: the harness uses one
+/// shared counter, whose readings are all distinct; a backend may use the
+/// time since its run began.
 #[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
-pub struct Event {
-    pub operation: Operation,
-    pub invoked: u64,
-    pub returned: u64,
+pub struct Event<O, S = u64> {
+    pub operation: O,
+    pub invoked: S,
+    pub returned: S,
 }
 
-impl Event {
-    pub fn new(operation: Operation, invoked: u64, returned: u64) -> Self {
+impl<O, S> Event<O, S> {
+    pub fn new(operation: O, invoked: S, returned: S) -> Self {
         Event {
             operation,
             invoked,
@@ -76,12 +64,13 @@ impl Event {
 
 /// A history with no linearization, and the longest prefix the search built.
 #[derive(Clone, Debug)]
-pub struct Violation {
-    pub events: Vec<Event>,
+pub struct Violation<O, S = u64> {
+    pub events: Vec<Event<O, S>>,
+    /// Indices into `events`, in the order the search linearized them.
     pub longest_prefix: Vec<usize>,
 }
 
-impl fmt::Display for Violation {
+impl<O: fmt::Debug, S: Ord + Copy + fmt::Debug> fmt::Display for Violation<O, S> {
     /// The history as a step table, ordered by invocation; `lin` is the
     /// position in the longest linearizable prefix found, `-` for the rest.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -98,7 +87,7 @@ impl fmt::Display for Violation {
                 .map_or("-".to_string(), |p| p.to_string());
             writeln!(
                 f,
-                "| {lin} | {} | {} | {:?} |",
+                "| {lin} | {:?} | {:?} | {:?} |",
                 event.invoked, event.returned, event.operation
             )?;
         }
@@ -106,17 +95,21 @@ impl fmt::Display for Violation {
     }
 }
 
-/// Checks one id's history from `NotFound`; returns a linearization (indices
-/// into `events`) or the violation.
-pub fn check(events: &[Event]) -> Result<Vec<usize>, Violation> {
+/// Checks one object's history from `model`'s initial state; returns a
+/// linearization (indices into `events`) or the violation.
+pub fn check<M: Model, S: Ord + Copy>(
+    model: &M,
+    events: &[Event<M::Operation, S>],
+) -> Result<Vec<usize>, Violation<M::Operation, S>> {
     let mut search = Search {
+        model,
         events,
         done: vec![0; events.len().div_ceil(64)],
         order: Vec::with_capacity(events.len()),
         longest: Vec::new(),
         seen: HashSet::new(),
     };
-    if search.extend(Phase::NotFound) {
+    if search.extend(model.initial()) {
         Ok(search.order)
     } else {
         Err(Violation {
@@ -127,28 +120,32 @@ pub fn check(events: &[Event]) -> Result<Vec<usize>, Violation> {
 }
 
 /// Checks every id's history; the first violation found, with its id.
-pub fn check_all<K: Ord + Copy>(events: &[(K, Event)]) -> Result<(), (K, Violation)> {
-    let mut per_id: BTreeMap<K, Vec<Event>> = BTreeMap::new();
-    for &(id, event) in events {
-        per_id.entry(id).or_default().push(event);
+pub fn check_all<M: Model, K: Ord + Copy, S: Ord + Copy>(
+    model: &M,
+    events: &[(K, Event<M::Operation, S>)],
+) -> Result<(), (K, Violation<M::Operation, S>)> {
+    let mut per_id: BTreeMap<K, Vec<Event<M::Operation, S>>> = BTreeMap::new();
+    for (id, event) in events {
+        per_id.entry(*id).or_default().push(event.clone());
     }
     for (id, history) in per_id {
-        check(&history).map_err(|violation| (id, violation))?;
+        check(model, &history).map_err(|violation| (id, violation))?;
     }
     Ok(())
 }
 
-struct Search<'a> {
-    events: &'a [Event],
+struct Search<'a, M: Model, S> {
+    model: &'a M,
+    events: &'a [Event<M::Operation, S>],
     /// Bitset of linearized events.
     done: Vec<u64>,
     order: Vec<usize>,
     longest: Vec<usize>,
-    /// (linearized set, phase) pairs already known to lead nowhere.
-    seen: HashSet<(Vec<u64>, Phase)>,
+    /// (linearized set, state) pairs already known to lead nowhere.
+    seen: HashSet<(Vec<u64>, M::State)>,
 }
 
-impl Search<'_> {
+impl<M: Model, S: Ord + Copy> Search<'_, M, S> {
     fn is_done(&self, i: usize) -> bool {
         self.done[i / 64] & (1 << (i % 64)) != 0
     }
@@ -157,38 +154,38 @@ impl Search<'_> {
         self.done[i / 64] ^= 1 << (i % 64);
     }
 
-    /// Whether the events not yet linearized can be, starting from `phase`.
-    fn extend(&mut self, phase: Phase) -> bool {
+    /// Whether the events not yet linearized can be, starting from `state`.
+    fn extend(&mut self, state: M::State) -> bool {
         if self.order.len() == self.events.len() {
             return true;
         }
-        if !self.seen.insert((self.done.clone(), phase)) {
+        if !self.seen.insert((self.done.clone(), state)) {
             return false;
         }
+        let (model, events) = (self.model, self.events);
         // An event may go next only if no pending event returned before it
         // was invoked.
-        let first_return = (0..self.events.len())
+        let first_return = (0..events.len())
             .filter(|&i| !self.is_done(i))
-            .map(|i| self.events[i].returned)
+            .map(|i| events[i].returned)
             .min()
-            .unwrap_or(u64::MAX);
-        for i in 0..self.events.len() {
-            if self.is_done(i) || self.events[i].invoked > first_return {
+            .expect("an event is pending");
+        for (i, event) in events.iter().enumerate() {
+            if self.is_done(i) || event.invoked > first_return {
                 continue;
             }
-            let Some(next) = self.events[i].operation.apply(phase) else {
-                continue;
-            };
-            self.flip(i);
-            self.order.push(i);
-            if self.order.len() > self.longest.len() {
-                self.longest = self.order.clone();
+            for next in model.apply(state, &event.operation) {
+                self.flip(i);
+                self.order.push(i);
+                if self.order.len() > self.longest.len() {
+                    self.longest = self.order.clone();
+                }
+                if self.extend(next) {
+                    return true;
+                }
+                self.order.pop();
+                self.flip(i);
             }
-            if self.extend(next) {
-                return true;
-            }
-            self.order.pop();
-            self.flip(i);
         }
         false
     }

@@ -3,6 +3,7 @@
 //! runs unchanged against the real recorder, against another backend, and
 //! against the known-bad protocols and mutants it must catch.
 
+use async_tasks_recorder::spec::RevokeRefusal;
 use async_tasks_recorder::sync::DefaultHashBuilder;
 use async_tasks_recorder::{AsyncTasksRecorder, RevokeFailReason, TaskState};
 use std::future::Future;
@@ -10,14 +11,6 @@ use std::time::Duration;
 
 /// Task ids in the checkers.
 pub type Id = u32;
-
-/// Why a revoke did not happen, without the future.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum RevokeError {
-    NotSuccess,
-    Revoking,
-    TaskError,
-}
 
 /// The operations the checkers drive. Tasks and revokes return `Result<(), ()>`.
 pub trait Protocol: Clone + Send + Sync + 'static {
@@ -31,7 +24,8 @@ pub trait Protocol: Clone + Send + Sync + 'static {
     /// before it calls the wait lost.
     const WAKE_LATENCY: Duration = Duration::ZERO;
 
-    /// Runs `task` in place if the launch is accepted.
+    /// Runs `task` in place if the launch is accepted: the task's output, or
+    /// the state that refused the launch.
     fn launch_block<F>(
         &self,
         id: Id,
@@ -43,12 +37,14 @@ pub trait Protocol: Clone + Send + Sync + 'static {
     /// The linearizable query.
     fn query(&self, id: Id) -> TaskState;
 
-    /// Runs `revoke` in place if the revoke is accepted.
+    /// Runs `revoke` in place if the revoke is accepted: the revoke's
+    /// output, or why the spec refused it. Shaped as
+    /// [`launch_block`](Self::launch_block)'s answer.
     fn revoke_block<F>(
         &self,
         id: Id,
         revoke: F,
-    ) -> impl Future<Output = Result<(), RevokeError>> + Send
+    ) -> impl Future<Output = Result<Result<(), ()>, RevokeRefusal>> + Send
     where
         F: Future<Output = Result<(), ()>> + Send;
 
@@ -80,17 +76,16 @@ impl Protocol for AsyncTasksRecorder<Id> {
         self.query_task_state_sync(&id)
     }
 
-    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
+    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<Result<(), ()>, RevokeRefusal>
     where
         F: Future<Output = Result<(), ()>> + Send,
     {
-        self.revoke_task_block(id, revoke)
-            .await
-            .map_err(|reason| match reason {
-                RevokeFailReason::NotSuccess(_) => RevokeError::NotSuccess,
-                RevokeFailReason::Revoking(_) => RevokeError::Revoking,
-                RevokeFailReason::RevokeTaskError(()) => RevokeError::TaskError,
-            })
+        match self.revoke_task_block(id, revoke).await {
+            Ok(()) => Ok(Ok(())),
+            Err(RevokeFailReason::RevokeTaskError(())) => Ok(Err(())),
+            Err(RevokeFailReason::NotSuccess(_)) => Err(RevokeRefusal::NotSuccess),
+            Err(RevokeFailReason::Revoking(_)) => Err(RevokeRefusal::Revoking),
+        }
     }
 
     async fn wait(&self, id: Id) -> TaskState {

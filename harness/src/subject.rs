@@ -1,29 +1,16 @@
 //! The system under test of the proptest properties: the real recorder with
 //! its whole API, or any `Protocol` (the known-bad ones, the mutants), with
 //! the operations it lacks built from the ones it has.
-//!
-//! It is also the one home of the helpers every test side shares: a lock
-//! that ignores poisoning ([`lock`]), one poll with a no-op waker
-//! ([`poll_once`]), [`CatchUnwind`], and tasks that panic on purpose without
-//! printing ([`task_panic`]).
 
-use crate::protocol::{Id, Protocol, RevokeError};
+use crate::protocol::{Id, Protocol};
+use crate::support::{CatchUnwind, lock, poll_once};
+use async_tasks_recorder::spec::RevokeRefusal;
 use async_tasks_recorder::{AsyncTasksRecorder, StateCounts, TaskState};
-use std::any::Any;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, Once};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use tokio::sync::oneshot;
-
-/// Cases per run: `PROPTEST_CASES`, or `quick` for a plain `cargo test`.
-pub fn cases(quick: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(quick)
-}
 
 /// What the properties drive: a [`Protocol`], plus the operations only the
 /// real recorder has natively. Tasks and revokes return `Result<(), ()>`.
@@ -109,7 +96,7 @@ impl<P: Protocol> Protocol for Via<P> {
         &self,
         id: Id,
         revoke: F,
-    ) -> impl Future<Output = Result<(), RevokeError>> + Send
+    ) -> impl Future<Output = Result<Result<(), ()>, RevokeRefusal>> + Send
     where
         F: Future<Output = Result<(), ()>> + Send,
     {
@@ -199,104 +186,10 @@ fn send<E>(report: &Report<E>, result: Result<(), E>) {
     }
 }
 
-/// Locks a std mutex of the checkers, ignoring poisoning: a task that
-/// panics on purpose must not hide a log or a report. (The library's own
-/// locks go through `async_tasks_recorder::sync::lock`.)
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Polls `future` once, with a waker that does nothing.
-pub fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
-    future.poll(&mut Context::from_waker(Waker::noop()))
-}
-
 /// Polls a future that never waits, once.
 fn poll_ready<F: Future>(future: F) -> F::Output {
     match poll_once(std::pin::pin!(future)) {
         Poll::Ready(output) => output,
         Poll::Pending => panic!("a query waited"),
     }
-}
-
-/// The text of a panic payload.
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else if payload.is::<TaskPanic>() {
-        "a task panicked on purpose".to_owned()
-    } else {
-        "<non-text panic payload>".to_owned()
-    }
-}
-
-/// A future's output, or the panic it raised.
-pub struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: Future> CatchUnwind<F> {
-    pub fn new(future: F) -> Self {
-        CatchUnwind(Box::pin(future))
-    }
-}
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
-    }
-}
-
-/// The payload of the panics the tasks raise on purpose.
-#[derive(Debug)]
-pub struct TaskPanic;
-
-/// Raises a [`TaskPanic`] without printing it (see [`quiet_task_panics`]).
-pub fn task_panic() -> ! {
-    quiet_task_panics();
-    std::panic::panic_any(TaskPanic)
-}
-
-thread_local! {
-    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Installs, once, a panic hook that keeps [`TaskPanic`]s, and every panic
-/// of a thread inside [`quietly`], off stderr, and hands every other panic
-/// to the previous hook.
-pub fn quiet_task_panics() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let quiet = info.payload().is::<TaskPanic>() || QUIET.get();
-            if !quiet {
-                previous(info);
-            }
-        }));
-    });
-}
-
-/// Runs `f` with this thread's panics kept off stderr: a bite test expects
-/// the failures its runner catches while shrinking.
-pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
-    /// Restores the flag even if `f` panics.
-    struct Loud;
-    impl Drop for Loud {
-        fn drop(&mut self) {
-            QUIET.set(false);
-        }
-    }
-    quiet_task_panics();
-    QUIET.set(true);
-    let _loud = Loud;
-    f()
 }

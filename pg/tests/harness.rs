@@ -23,12 +23,13 @@
 mod common;
 
 use async_tasks_recorder::TaskState;
-use async_tasks_recorder::spec::Outcome;
+use async_tasks_recorder::spec::{Outcome, RevokeRefusal};
 use async_tasks_recorder_harness::concurrent::{ABRUPT, check_schedule, schedule, wait_storm};
-use async_tasks_recorder_harness::protocol::{Id, Protocol, RevokeError};
+use async_tasks_recorder_harness::protocol::{Id, Protocol};
 use async_tasks_recorder_harness::sequential::{self, Kind};
-use async_tasks_recorder_harness::subject::{Via, cases};
-use async_tasks_recorder_pg::{Attempt, Config, KnownBad, PgRecorder, RevokeRefusal, Statements};
+use async_tasks_recorder_harness::subject::Via;
+use async_tasks_recorder_harness::support::cases;
+use async_tasks_recorder_pg::{Attempt, Config, KnownBad, PgRecorder, Statements};
 use proptest::test_runner::{Config as Cases, TestRunner};
 use std::future::Future;
 use std::sync::OnceLock;
@@ -90,12 +91,12 @@ impl<const GUARDED: bool> Default for Pg<GUARDED> {
     }
 }
 
-/// Settles an accepted attempt: `Ok`/`Err` by the future's output, `Err`
-/// when dropped first (a panic or a cancelled caller), before the drop
-/// returns.
-struct Settle(Option<Attempt<i64>>);
+/// An accepted attempt that settles before its caller moves on: `Ok`/`Err`
+/// by the future's output through [`settle`](Self::settle), or `Err` when
+/// dropped first (a panic or a cancelled caller), before the drop returns.
+struct SettlingAttempt(Option<Attempt<i64>>);
 
-impl Settle {
+impl SettlingAttempt {
     fn settle(mut self, outcome: Outcome) {
         let attempt = self.0.take().expect("settled once");
         let id = *attempt.lease().id();
@@ -104,7 +105,7 @@ impl Settle {
     }
 }
 
-impl Drop for Settle {
+impl Drop for SettlingAttempt {
     fn drop(&mut self) {
         if let Some(attempt) = self.0.take() {
             let id = *attempt.lease().id();
@@ -134,7 +135,7 @@ impl<const GUARDED: bool> Protocol for Pg<GUARDED> {
             Ok(Err(refused)) => return Err(refused.state()),
             Err(e) => panic!("claim of {id}: {e}"),
         };
-        let attempt = Settle(Some(attempt));
+        let attempt = SettlingAttempt(Some(attempt));
         let output = task.await;
         attempt.settle(Outcome::of(&output));
         Ok(output)
@@ -148,7 +149,7 @@ impl<const GUARDED: bool> Protocol for Pg<GUARDED> {
         .unwrap_or_else(|e| panic!("query of {id}: {e}"))
     }
 
-    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
+    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<Result<(), ()>, RevokeRefusal>
     where
         F: Future<Output = Result<(), ()>> + Send,
     {
@@ -158,14 +159,13 @@ impl<const GUARDED: bool> Protocol for Pg<GUARDED> {
         });
         let attempt = match begin {
             Ok(Ok(attempt)) => attempt,
-            Ok(Err(RevokeRefusal::NotSuccess)) => return Err(RevokeError::NotSuccess),
-            Ok(Err(RevokeRefusal::Revoking)) => return Err(RevokeError::Revoking),
+            Ok(Err(refusal)) => return Err(refusal),
             Err(e) => panic!("revoke of {id}: {e}"),
         };
-        let attempt = Settle(Some(attempt));
+        let attempt = SettlingAttempt(Some(attempt));
         let output = revoke.await;
         attempt.settle(Outcome::of(&output));
-        output.map_err(|()| RevokeError::TaskError)
+        Ok(output)
     }
 
     async fn wait(&self, id: Id) -> TaskState {

@@ -10,41 +10,28 @@
 //! Case counts: `ATR_PG_SEQUENCES` (default 40) and `ATR_PG_HISTORIES`
 //! (default 25); `.ci/pg-deep.sh` runs 2,000 and 300.
 //!
-//! Why not the workspace harness (`harness/`): it checks against `spec::step`
-//! (no fences, no lapse), its `Protocol::query` and `list` are synchronous,
-//! and its runs decide quiescence by counting live runtime tasks and
-//! yielding, which a pooled database client (its connection tasks, the
-//! lease renewals) never reaches. This file runs the same two kinds of
-//! check, sequential comparison and Wing–Gong linearizability, against
-//! `spec::fenced_step`.
+//! Why not the workspace harness's model test and schedules (`harness/`):
+//! they check against `spec::step` (no fences, no lapse), the harness's
+//! `Protocol::query` and `list` are synchronous, and its runs decide
+//! quiescence by counting live runtime tasks and yielding, which a pooled
+//! database client (its connection tasks, the lease renewals) never
+//! reaches. This file runs the same two kinds of check, sequential
+//! comparison and linearizability, against `spec::fenced_step`; the second
+//! with the harness's checker, given `spec::fenced_step` as its model
+//! ([`FencedSpec`]).
 
 mod common;
 
 use async_tasks_recorder::spec::{
     FencedOp, FencedResponse, Outcome, Record, Response, RevokeRefusal, TaskState, fenced_step,
 };
+use async_tasks_recorder_harness::linearizability::{self, Model};
+use async_tasks_recorder_harness::support::{Xorshift, env_or};
 use async_tasks_recorder_pg::{Attempt, Finish, KnownBad, PgRecorder, Statements};
 use common::{settings, table, with_statements, within};
 use std::collections::HashMap;
+use std::fmt;
 use std::time::{Duration, Instant};
-
-fn cases(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
 
 /// An operation on one id as a client saw it: what was asked and answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,7 +151,7 @@ type Held = Vec<(i64, bool, Attempt<i64>)>;
 /// every id; its events are returned through `sweeps`).
 async fn random_op(
     replicas: &Replicas,
-    rng: &mut Rng,
+    rng: &mut Xorshift,
     ids: &[i64],
     held: &mut Held,
 ) -> Vec<(i64, bool, Event)> {
@@ -255,7 +242,7 @@ async fn sequential_run(sql: Statements, sequences: u64, seed: u64) -> Result<us
     let replicas = replicas(sql).await;
     let mut steps = 0;
     for case in 0..sequences {
-        let mut rng = Rng(seed ^ (case + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut rng = Xorshift::new(seed ^ (case + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let ids = [case as i64 * 2, case as i64 * 2 + 1];
         let mut records: HashMap<i64, Record> = ids.iter().map(|id| (*id, Record::NEW)).collect();
         let mut held = Held::new();
@@ -277,82 +264,57 @@ async fn sequential_run(sql: Statements, sequences: u64, seed: u64) -> Result<us
     Ok(steps)
 }
 
-/// One completed operation in a concurrent history.
-#[derive(Clone, Debug)]
-struct Timed {
-    invoked: Instant,
-    returned: Instant,
+/// One operation on one id as a replica saw it: `shifted` when the replica
+/// whose clock is past every lease ran it.
+#[derive(Clone, PartialEq, Eq)]
+struct Seen {
     shifted: bool,
     event: Event,
 }
 
-/// Wing–Gong search: is there an order of `ops`, consistent with their
-/// real-time order, in which each is allowed by the spec? The error names
-/// the operations that could not be placed.
+impl fmt::Debug for Seen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.shifted {
+            write!(f, "later replica: ")?;
+        }
+        write!(f, "{:?}", self.event)
+    }
+}
+
+/// One completed operation in a concurrent history, stamped with the time
+/// since its history began.
+type Timed = linearizability::Event<Seen, Duration>;
+
+/// `spec::fenced_step` as a linearizability model: one [`Record`] per id,
+/// as the replicas' views of it (see [`apply`]).
+struct FencedSpec;
+
+impl Model for FencedSpec {
+    type State = Record;
+    type Operation = Seen;
+
+    fn initial(&self) -> Record {
+        Record::NEW
+    }
+
+    fn apply(&self, record: Record, seen: &Seen) -> impl IntoIterator<Item = Record> {
+        // Leases may lapse at any moment: try the record lapsed too.
+        let lapsed = fenced_step(record, FencedOp::Lapse).0;
+        let bases = [Some(record), (lapsed != record).then_some(lapsed)];
+        bases
+            .into_iter()
+            .flatten()
+            .filter_map(|base| apply(base, seen.shifted, &seen.event).ok())
+    }
+}
+
+/// Is there an order of `ops`, consistent with their real-time order, in
+/// which each is allowed by the spec? The error shows the history and the
+/// longest order found.
 fn linearizable(ops: &[Timed]) -> Result<(), String> {
-    fn search(
-        ops: &[Timed],
-        done: u64,
-        record: Record,
-        seen: &mut std::collections::HashSet<(u64, Record)>,
-    ) -> bool {
-        if done.count_ones() as usize == ops.len() {
-            return true;
-        }
-        if !seen.insert((done, record)) {
-            return false;
-        }
-        // The earliest response among pending ops bounds which may go next.
-        let horizon = ops
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| done & (1 << i) == 0)
-            .map(|(_, op)| op.returned)
-            .min()
-            .unwrap();
-        for (i, op) in ops.iter().enumerate() {
-            if done & (1 << i) != 0 || op.invoked > horizon {
-                continue;
-            }
-            // Leases may lapse at any moment: try the record lapsed too.
-            for lapsed in [false, true] {
-                let base = if lapsed {
-                    fenced_step(record, FencedOp::Lapse).0
-                } else {
-                    record
-                };
-                if lapsed && base == record {
-                    continue;
-                }
-                if let Ok(next) = apply(base, op.shifted, &op.event) {
-                    if search(ops, done | (1 << i), next, seen) {
-                        return true;
-                    }
-                }
-            }
-        }
-        false
-    }
-    assert!(ops.len() <= 64, "history too long for the bitset");
-    let mut seen = std::collections::HashSet::new();
-    if search(ops, 0, Record::NEW, &mut seen) {
-        Ok(())
-    } else {
-        let t0 = ops.iter().map(|op| op.invoked).min().unwrap();
-        let lines: Vec<String> = ops
-            .iter()
-            .map(|op| {
-                format!(
-                    "  [{:>6}us, {:>6}us] {}{:?}",
-                    (op.invoked - t0).as_micros(),
-                    (op.returned - t0).as_micros(),
-                    if op.shifted { "later replica: " } else { "" },
-                    op.event
-                )
-            })
-            .collect();
-        Err(format!("not linearizable:\n{}", lines.join("\n")))
-    }
+    linearizability::check(&FencedSpec, ops)
+        .map(drop)
+        .map_err(|violation| format!("not linearizable:\n{violation}"))
 }
 
 /// Three clients (one of them shifted past every lease) run random
@@ -362,45 +324,30 @@ async fn concurrent_run(sql: Statements, histories: u64, seed: u64) -> Result<us
     let mut checked = 0;
     for case in 0..histories {
         let ids = vec![1_000_000 + case as i64 * 2, 1_000_000 + case as i64 * 2 + 1];
+        let began = Instant::now();
         let mut clients = Vec::new();
         for client in 0..3u64 {
             let replicas = replicas.clone();
             let ids = ids.clone();
-            let mut rng =
-                Rng(seed ^ (case * 3 + client + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let mut rng = Xorshift::new(
+                seed ^ (case * 3 + client + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            );
             clients.push(tokio::spawn(async move {
                 let mut timed = Vec::new();
                 let mut held = Held::new();
-                for _ in 0..5 {
-                    let invoked = Instant::now();
-                    let events = random_op(&replicas, &mut rng, &ids, &mut held).await;
-                    let returned = Instant::now();
+                let mut record = |invoked, returned, events: Vec<(i64, bool, Event)>| {
                     for (id, shifted, event) in events {
-                        timed.push((
-                            id,
-                            Timed {
-                                invoked,
-                                returned,
-                                shifted,
-                                event,
-                            },
-                        ));
+                        timed.push((id, Timed::new(Seen { shifted, event }, invoked, returned)));
                     }
+                };
+                for _ in 0..5 {
+                    let invoked = began.elapsed();
+                    let events = random_op(&replicas, &mut rng, &ids, &mut held).await;
+                    record(invoked, began.elapsed(), events);
                 }
-                let invoked = Instant::now();
+                let invoked = began.elapsed();
                 let events = finish_all(held, false).await;
-                let returned = Instant::now();
-                for (id, shifted, event) in events {
-                    timed.push((
-                        id,
-                        Timed {
-                            invoked,
-                            returned,
-                            shifted,
-                            event,
-                        },
-                    ));
-                }
+                record(invoked, began.elapsed(), events);
                 timed
             }));
         }
@@ -419,21 +366,18 @@ async fn concurrent_run(sql: Statements, histories: u64, seed: u64) -> Result<us
     Ok(checked)
 }
 
+/// `ATR_PG_SEED`, or one read off the clock; every run prints its seed.
 fn seed() -> u64 {
-    std::env::var("ATR_PG_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        })
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    env_or("ATR_PG_SEED", clock)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequences_follow_the_fenced_spec() {
-    let (n, seed) = (cases("ATR_PG_SEQUENCES", 40), seed());
+    let (n, seed) = (env_or("ATR_PG_SEQUENCES", 40), seed());
     let sql = Statements::new(&table("seq"), "bigint");
     let steps = within(600, "sequential model run", sequential_run(sql, n, seed))
         .await
@@ -443,7 +387,7 @@ async fn sequences_follow_the_fenced_spec() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_histories_are_linearizable() {
-    let (n, seed) = (cases("ATR_PG_HISTORIES", 25), seed());
+    let (n, seed) = (env_or("ATR_PG_HISTORIES", 25), seed());
     let sql = Statements::new(&table("lin"), "bigint");
     let checked = within(600, "concurrent run", concurrent_run(sql, n, seed))
         .await
@@ -467,13 +411,13 @@ async fn bite_the_model_run_catches_an_unfenced_finish() {
 /// Bite: the checker rejects two successes in one epoch, in any order.
 #[test]
 fn the_checker_rejects_a_second_success_in_one_epoch() {
-    let t0 = Instant::now();
-    let at = |ms: u64| t0 + Duration::from_millis(ms);
-    let op = |invoked, returned, event| Timed {
-        invoked: at(invoked),
-        returned: at(returned),
-        shifted: false,
-        event,
+    let op = |invoked, returned, event| {
+        let at = Duration::from_millis;
+        let seen = Seen {
+            shifted: false,
+            event,
+        };
+        Timed::new(seen, at(invoked), at(returned))
     };
     let history = [
         op(0, 1, Event::Launch(Ok((1, 0)))),

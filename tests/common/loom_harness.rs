@@ -8,7 +8,7 @@
 //! violation's message and trace, or a failure if there was none).
 #![allow(dead_code)]
 
-use async_tasks_recorder_harness::subject::{lock, panic_message};
+use async_tasks_recorder_harness::support::{lock, panic_message};
 use std::fmt::Display;
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -14,11 +14,13 @@
 //!   second section, from the phase it read.
 //! - [`LostWakeup`]: `wait` reads `Working`, then registers on the signal in
 //!   a second section without checking the phase again.
-//! - [`StaleSuccessList`]: the index behind `list(Success)` never drops an
-//!   id, so a revoked id stays listed.
+//! - [`FailedRevokeRemoves`]: a finished revoke removes the id's entry
+//!   whatever its outcome, so a revoke that failed forgets the success.
+//! - [`UnlockedFailedIndex`], [`StaleFailedIndex`]: the failed-id index
+//!   written outside the entry section, or never emptied.
 #![allow(dead_code)]
 
-use super::protocols::{Id, Protocol, RevokeError, yield_now};
+use super::protocols::{Id, Protocol, yield_now};
 use async_tasks_recorder::Finishes;
 use async_tasks_recorder::Settle;
 use async_tasks_recorder::TaskState;
@@ -38,14 +40,16 @@ struct Slot {
 }
 
 /// `src/table.rs` on the shim: one entry per recorded id, the signal of
-/// each waited-on `Working` id, and indexes of the ids that read `Success`
-/// and `Failed` for their listings, kept inside the id's entry section in the same lock
-/// order (`phases` entry, then the others).
+/// each waited-on `Working` id, and an index of the `Failed` ids, kept
+/// inside the id's entry section in the same lock order (`phases` entry,
+/// then the others). As in `src/table.rs:Table::for_each_in`, a listing of
+/// `Failed` walks the index and one of `Working` or `Success` walks the
+/// entries.
 #[derive(Default)]
 pub struct Base {
     phases: HashMap<Id, Slot, DefaultHashBuilder>,
     waiters: HashMap<Id, Arc<Signal>, DefaultHashBuilder>,
-    succeeded: HashMap<Id, (), DefaultHashBuilder>,
+    /// The ids whose phase is `Failed` (`src/table.rs`'s `failed`).
     failed: HashMap<Id, (), DefaultHashBuilder>,
 }
 
@@ -65,10 +69,18 @@ pub trait Steps: Send + Sync + 'static {
         base.wait::<Self>(id)
     }
 
-    /// Keeps the `Success` index in step with a transition `from` → `to`,
+    /// Keeps the failed-id index in step with a transition `from` → `to`,
     /// inside the id's entry section.
     fn index(base: &Base, id: Id, from: Phase, to: Phase) {
-        base.index(id, from, to);
+        base.index_failed(id, from, to);
+    }
+
+    /// Whether the section that applied `op` and left the phase `to` removes
+    /// the id's entry. `NotFound` is the absence of an entry, so the real
+    /// step removes it exactly then: after a completed revoke
+    /// (`src/table.rs:Table::update`).
+    fn removes_entry(_op: Op, to: Phase) -> bool {
+        to == Phase::NotFound
     }
 
     /// Runs after the id's entry section is released, with the transition
@@ -76,17 +88,12 @@ pub trait Steps: Send + Sync + 'static {
     fn after_section(_base: &Base, _id: Id, _from: Phase, _to: Phase) {}
 }
 
-/// Whether an id in `phase` is listed under `Success`.
-fn listed_as_success(phase: Phase) -> bool {
-    phase.state() == TaskState::Success
-}
-
 impl Base {
     /// Applies `op` to `id` in one section of its entry, as
     /// `src/table.rs:Table::apply` does, and fires the signal of a waited-on
     /// `Working` period that ends, after the section.
     fn apply<M: Steps + ?Sized>(&self, id: Id, op: Op) -> Response {
-        let (response, signal) = self.in_section::<M>(id, |phase| spec::step(phase, op));
+        let (response, signal) = self.in_section::<M>(id, op, |phase| phase);
         if let Some(signal) = signal {
             if let Err(panic) = signal.fire() {
                 std::panic::resume_unwind(panic);
@@ -95,18 +102,21 @@ impl Base {
         response
     }
 
-    /// Runs `step` on the id's phase inside its entry section, writes the
-    /// phase it returns (removing the entry for `NotFound`), and takes the
-    /// signal when a waited-on `Working` period ends.
+    /// Applies `op` inside the id's entry section to the phase `read` makes
+    /// of the stored one (the stored phase itself, but for a mutant that
+    /// acts on an earlier reading), writes the next phase (removing the
+    /// entry where [`Steps::removes_entry`] says), and takes the signal when
+    /// a waited-on `Working` period ends.
     fn in_section<M: Steps + ?Sized>(
         &self,
         id: Id,
-        step: impl FnOnce(Phase) -> (Phase, Response),
+        op: Op,
+        read: impl FnOnce(Phase) -> Phase,
     ) -> (Response, Option<Arc<Signal>>) {
         let mut moved = None;
         let apply = |slot: &mut Slot| {
             let from = slot.phase;
-            let (next, response) = step(from);
+            let (next, response) = spec::step(read(from), op);
             moved = Some((from, next));
             slot.phase = next;
             M::index(self, id, from, next);
@@ -121,7 +131,7 @@ impl Base {
         let done = match self.phases.entry_sync(id) {
             Entry::Occupied(mut entry) => {
                 let done = apply(entry.get_mut());
-                if entry.get().phase == Phase::NotFound {
+                if M::removes_entry(op, entry.get().phase) {
                     let _ = entry.remove_entry();
                 }
                 done
@@ -132,7 +142,7 @@ impl Base {
                     waited: false,
                 };
                 let done = apply(&mut slot);
-                if slot.phase != Phase::NotFound {
+                if !M::removes_entry(op, slot.phase) {
                     entry.insert_entry(slot);
                 }
                 done
@@ -181,23 +191,7 @@ impl Base {
         }
     }
 
-    /// Keeps both indexes in step with a transition `from` → `to`.
-    fn index(&self, id: Id, from: Phase, to: Phase) {
-        self.index_success(id, from, to);
-        self.index_failed(id, from, to);
-    }
-
-    /// The real `Success` index step alone.
-    fn index_success(&self, id: Id, from: Phase, to: Phase) {
-        Self::follow(
-            &self.succeeded,
-            id,
-            listed_as_success(from),
-            listed_as_success(to),
-        );
-    }
-
-    /// The real failed-id index step alone.
+    /// The real failed-id index step: `src/table.rs:Table::step_slot`.
     fn index_failed(&self, id: Id, from: Phase, to: Phase) {
         Self::follow(&self.failed, id, from == Phase::Failed, to == Phase::Failed);
     }
@@ -216,25 +210,26 @@ impl Base {
         }
     }
 
+    /// `src/table.rs:Table::for_each_in`: `Failed` from its index, `Working`
+    /// and `Success` from a walk of the entries.
     fn list(&self, state: TaskState) -> Vec<Id> {
         let mut ids = Vec::new();
-        let index = match state {
-            TaskState::Success => Some(&self.succeeded),
-            TaskState::Failed => Some(&self.failed),
-            _ => None,
-        };
-        if let Some(index) = index {
-            index.iter_sync(|id, ()| {
-                ids.push(*id);
-                true
-            });
-        } else {
-            self.phases.iter_sync(|id, slot| {
-                if slot.phase.state() == state {
+        match state {
+            TaskState::NotFound => {}
+            TaskState::Failed => {
+                self.failed.iter_sync(|id, ()| {
                     ids.push(*id);
-                }
-                true
-            });
+                    true
+                });
+            }
+            TaskState::Working | TaskState::Success => {
+                self.phases.iter_sync(|id, slot| {
+                    if slot.phase.state() == state {
+                        ids.push(*id);
+                    }
+                    true
+                });
+            }
         }
         ids
     }
@@ -267,9 +262,7 @@ impl<M> Default for Mutant<M> {
 /// The drop guard's finishing section: the base's, with `M`'s steps.
 impl<M: Steps> Finishes<Id> for Mutant<M> {
     fn finish(&self, id: &Id, op: Op) -> Option<Arc<Signal>> {
-        self.base
-            .in_section::<M>(*id, |phase| spec::step(phase, op))
-            .1
+        self.base.in_section::<M>(*id, op, |phase| phase).1
     }
 }
 
@@ -291,19 +284,19 @@ impl<M: Steps> Protocol for Mutant<M> {
         self.base.phase(id).state()
     }
 
-    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
+    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<Result<(), ()>, RevokeRefusal>
     where
         F: Future<Output = Result<(), ()>> + Send,
     {
         match self.base.apply::<M>(id, Op::BeginRevoke) {
             Response::Accepted => {}
-            Response::RevokeRefused(RevokeRefusal::Revoking) => return Err(RevokeError::Revoking),
-            _ => return Err(RevokeError::NotSuccess),
+            Response::RevokeRefused(refusal) => return Err(refusal),
+            _ => return Err(RevokeRefusal::NotSuccess),
         }
         let revoking = Settle::new(self, id, Op::FinishRevoke);
         let output = revoke.await;
         revoking.settle(Outcome::of(&output));
-        output.map_err(|()| RevokeError::TaskError)
+        Ok(output)
     }
 
     async fn wait(&self, id: Id) -> TaskState {
@@ -343,7 +336,7 @@ impl Steps for SplitLaunchSteps {
         // to the phase read in the first, after a pause that lets another
         // launcher check too.
         yield_now().await;
-        base.in_section::<Self>(id, |_| spec::step(checked, Op::Launch));
+        base.in_section::<Self>(id, Op::Launch, |_| checked);
         Ok(())
     }
 }
@@ -379,21 +372,21 @@ impl Steps for LostWakeupSteps {
     }
 }
 
-/// Mutant: the `Success` index gains every id that succeeds and loses none,
-/// so a completed revoke leaves its id listed as `Success`.
-pub type StaleSuccessList = Mutant<StaleSuccessListSteps>;
+/// Mutant: a finished revoke removes the id's entry whatever its outcome.
+/// A revoke whose compensation failed returns the id to `Success`
+/// (`FinishRevoke(Err)`), but the entry is gone: the id reads `NotFound`,
+/// drops out of the listing of `Success`, and its epoch can succeed again.
+pub type FailedRevokeRemoves = Mutant<FailedRevokeRemovesSteps>;
 
-pub struct StaleSuccessListSteps;
+pub struct FailedRevokeRemovesSteps;
 
-impl Steps for StaleSuccessListSteps {
-    const NAME: &'static str = "mutant: revoke leaves the id listed as Success";
+impl Steps for FailedRevokeRemovesSteps {
+    const NAME: &'static str = "mutant: a failed revoke removes the id";
 
-    fn index(base: &Base, id: Id, from: Phase, to: Phase) {
-        // MUTANT: nothing takes an id out of the `Success` index.
-        if !listed_as_success(from) && listed_as_success(to) {
-            let _ = base.succeeded.insert_sync(id, ());
-        }
-        base.index_failed(id, from, to);
+    fn removes_entry(op: Op, to: Phase) -> bool {
+        // MUTANT: every finished revoke removes the entry, not only the one
+        // that left the id `NotFound`.
+        to == Phase::NotFound || matches!(op, Op::FinishRevoke(_))
     }
 }
 
@@ -408,9 +401,7 @@ pub struct UnlockedFailedIndexSteps;
 impl Steps for UnlockedFailedIndexSteps {
     const NAME: &'static str = "mutant: failed-id index changed outside the entry lock";
 
-    fn index(base: &Base, id: Id, from: Phase, to: Phase) {
-        base.index_success(id, from, to);
-    }
+    fn index(_base: &Base, _id: Id, _from: Phase, _to: Phase) {}
 
     fn after_section(base: &Base, id: Id, from: Phase, to: Phase) {
         // MUTANT: the failed-id index is written outside the entry section.
@@ -428,7 +419,6 @@ impl Steps for StaleFailedIndexSteps {
     const NAME: &'static str = "mutant: a relaunch leaves the id listed as Failed";
 
     fn index(base: &Base, id: Id, from: Phase, to: Phase) {
-        base.index_success(id, from, to);
         // MUTANT: nothing takes an id out of the failed-id index.
         if from != Phase::Failed && to == Phase::Failed {
             let _ = base.failed.insert_sync(id, ());

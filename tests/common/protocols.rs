@@ -16,10 +16,11 @@
 //! `tests/common/mutants.rs`.
 #![allow(dead_code)]
 #[allow(unused_imports)]
-pub use async_tasks_recorder_harness::protocol::{Id, Protocol, RevokeError, recorder};
+pub use async_tasks_recorder_harness::protocol::{Id, Protocol, recorder};
 
 use async_tasks_recorder::AsyncTasksRecorder;
 use async_tasks_recorder::TaskState;
+use async_tasks_recorder::spec::RevokeRefusal;
 use async_tasks_recorder::sync::{Arc, DefaultHashBuilder, HashMap, Mutex, lock};
 use std::future::Future;
 use std::task::Waker;
@@ -135,11 +136,11 @@ impl Protocol for ThreeSets {
         }
     }
 
-    async fn revoke_block<F>(&self, _id: Id, _revoke: F) -> Result<(), RevokeError>
+    async fn revoke_block<F>(&self, _id: Id, _revoke: F) -> Result<Result<(), ()>, RevokeRefusal>
     where
         F: Future<Output = Result<(), ()>> + Send,
     {
-        Err(RevokeError::NotSuccess)
+        Err(RevokeRefusal::NotSuccess)
     }
 
     async fn wait(&self, id: Id) -> TaskState {
@@ -205,27 +206,27 @@ impl Protocol for AllSet202 {
         }
     }
 
-    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
+    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<Result<(), ()>, RevokeRefusal>
     where
         F: Future<Output = Result<(), ()>> + Send,
     {
         if !insert(self.revoking(), id) {
-            return Err(RevokeError::Revoking);
+            return Err(RevokeRefusal::Revoking);
         }
         if !self.states().success.contains_sync(&id) {
             // The published wedge: `revoking` keeps the id.
-            return Err(RevokeError::NotSuccess);
+            return Err(RevokeRefusal::NotSuccess);
         }
         match revoke.await {
             Err(()) => {
                 remove(self.revoking(), id);
-                Err(RevokeError::TaskError)
+                Ok(Err(()))
             }
             Ok(()) => {
                 remove(self.all(), id);
                 remove(&self.states().success, id);
                 remove(self.revoking(), id);
-                Ok(())
+                Ok(Ok(()))
             }
         }
     }
@@ -276,7 +277,7 @@ impl Protocol for KeepsWakers {
         self.recorder.query(id)
     }
 
-    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<(), RevokeError>
+    async fn revoke_block<F>(&self, id: Id, revoke: F) -> Result<Result<(), ()>, RevokeRefusal>
     where
         F: Future<Output = Result<(), ()>> + Send,
     {

@@ -7,7 +7,7 @@ use crate::backend::{Backend, Id, Launched, Revoked};
 use crate::options::Options;
 use async_tasks_recorder::TaskState;
 use async_tasks_recorder::sync::lock;
-use async_tasks_recorder_harness::subject::{CatchUnwind, task_panic};
+use async_tasks_recorder_harness::support::{CatchUnwind, task_panic};
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 use serde::Serialize;
@@ -26,7 +26,7 @@ pub const WAIT_LIMIT: Duration = Duration::from_secs(10);
 const ERRORS_KEPT: usize = 1000;
 
 /// Keeps every panic but the deliberate ones (`task_panic`) on stderr.
-pub use async_tasks_recorder_harness::subject::quiet_task_panics as silence_deliberate_panics;
+pub use async_tasks_recorder_harness::support::quiet_task_panics as silence_deliberate_panics;
 
 /// What a launched task will do.
 #[derive(Clone, Copy, Debug)]
