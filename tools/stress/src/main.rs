@@ -29,19 +29,22 @@
 //!
 //! Modules: [`options`] (the command line and its ranges), [`backend`] (the
 //! recorder operations the run drives, as a trait), [`workload`] (the
-//! storm and its ledger), [`audit`] (the invariant checks), [`report`].
+//! storm and its ledger), [`audit`] (the invariant checks), [`violation`]
+//! (what every audit reports), [`report`].
 
 mod audit;
 mod backend;
 mod options;
 mod pgrun;
 mod report;
+mod violation;
 mod workload;
 
-use crate::audit::{Evidence, Violation};
+use crate::audit::Evidence;
 use crate::backend::Backend;
 use crate::options::Options;
 use crate::report::{Facts, Report, Setup};
+use crate::violation::Violation;
 use crate::workload::{Finished, Ledger};
 use async_tasks_recorder::AsyncTasksRecorder;
 use indicatif::ProgressBar;
@@ -124,7 +127,7 @@ fn finish(options: Options, threads: usize, outcome: Outcome) -> ExitCode {
     let (out, err) = if json {
         (report.json(), String::new())
     } else {
-        report.human(&outcome.violations)
+        report.human()
     };
     let _ = std::io::stdout().write_all(out.as_bytes());
     let _ = std::io::stderr().write_all(err.as_bytes());
