@@ -1,5 +1,8 @@
 //! What the run prints: a progress bar while it runs, then one typed
 //! [`Report`], serialised once as JSON (`--json`) or rendered for people.
+//! The parts every report shares ([`Throughput`], [`Percentiles`],
+//! [`Verdict`] with its [`ViolationReport`]s) are used by the PostgreSQL
+//! run's report too.
 
 use crate::audit::Evidence;
 use crate::backend::Id;
@@ -72,6 +75,11 @@ impl Percentiles {
     /// Of a histogram in nanoseconds, rounded to hundredths of a µs.
     fn of(histogram: &Histogram<u64>) -> Self {
         Self::scaled(histogram, |nanos| (nanos as f64 / 10.0).round() / 100.0)
+    }
+
+    /// Of a histogram in whole microseconds.
+    pub fn of_micros(histogram: &Histogram<u64>) -> Self {
+        Self::scaled(histogram, |micros| micros as f64)
     }
 
     fn scaled(histogram: &Histogram<u64>, us: impl Fn(u64) -> f64) -> Self {
