@@ -371,6 +371,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_verdict_names_each_rule_by_id_and_text_with_its_first_ids() {
+        use crate::audit::Rule;
+        let lost = Violation::named(Rule::SuccessWithoutEffect, (0..60).collect());
+        let violations: Vec<Violation> = lost.into_iter().collect();
+        let verdict = Verdict::new(&violations, JSON_IDS, true);
+        assert!(!verdict.passed);
+        let reported = &verdict.violations[0];
+        assert_eq!(reported.rule, "success_without_effect");
+        assert_eq!(reported.text, Rule::SuccessWithoutEffect.to_string());
+        assert_eq!((reported.count, reported.ids.len()), (60, JSON_IDS));
+        assert_eq!(reported.ids_shown(3), "0, 1, 2");
+        let none: [Violation; 0] = [];
+        assert!(Verdict::new(&none, JSON_IDS, true).passed);
+        assert!(!Verdict::new(&none, JSON_IDS, false).passed);
+    }
+
+    #[test]
     fn rates_are_whole_numbers() {
         assert_eq!(whole(454_808.396_9), 454_808);
         assert_eq!(whole(0.4), 0);
