@@ -3,10 +3,7 @@
 # work, in a few minutes. Numbers from this pass are not meaningful
 # (BENCH_QUICK=1 takes tiny samples); the full run is a plain `cargo bench`.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
-out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+. "$(dirname "$0")/lib.sh"
 
 echo "== compile every bench and example"
 cargo bench --no-run
@@ -16,9 +13,9 @@ echo "== quick criterion pass"
 BENCH_QUICK=1 cargo bench --bench single --bench contention --bench scale
 
 echo "== summary and plots from that pass"
-cargo run --release -p bench-report -- --out "$out"
-test -s "$out/summary.md"
-plots=("$out"/throughput_*.svg)
+cargo run --release -p bench-report -- --out "$scratch"
+test -s "$scratch/summary.md"
+plots=("$scratch"/throughput_*.svg)
 test "${#plots[@]}" -eq 4
 
 echo "== short stress run"

@@ -5,50 +5,52 @@
 # immediate stop and restart of the database). It must pass its audit.
 # Then two known-bad protocols must fail it, naming ids: finishes that
 # ignore the fence, and leases judged by a client clock running ahead.
+#
+# The checks read the run's JSON report (one line on stdout with --json):
+# `.passed`, the fault counts under `.faults` and `.zombie_stale_finishes`,
+# and each violation's stable rule id (`.violations[].rule`) with its ids.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
 bash .ci/postgres.sh
+need_command jq jq
 cargo build --release -p stress
 bin=target/release/stress
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
 common=(--backend postgres --processes 4 --workers 8 --ids 300 --json)
 
 echo "--- fault run: every fault at least once; the audit must pass"
 if ! timeout 180 "$bin" "${common[@]}" --lease-ms 1500 --duration 45 --kill-every 7 --zombie-every 9 \
-    --terminate-every 5 --crash-every 13 >"$dir/run.json" 2>"$dir/run.err"; then
-    cat "$dir/run.json" "$dir/run.err" >&2
-    echo "the fault run failed its audit" >&2
-    exit 1
+    --terminate-every 5 --crash-every 13 >"$scratch/run.json" 2>"$scratch/run.err"; then
+    cat "$scratch/run.json" "$scratch/run.err" >&2
+    fail "the fault run failed its audit"
 fi
-cat "$dir/run.json"
-for fault in kills zombies terminations crashes zombie_stale_finishes; do
-    n=$(grep -o "\"$fault\":[0-9]*" "$dir/run.json" | head -1 | cut -d: -f2)
-    if [ "${n:-0}" -lt 1 ]; then
-        echo "fault run: $fault is ${n:-missing}, expected at least 1" >&2
-        exit 1
-    fi
+cat "$scratch/run.json"
+jq -e '.passed == true' "$scratch/run.json" >/dev/null || fail "the fault run's report says it did not pass"
+for fault in .faults.kills .faults.zombies .faults.terminations .faults.crashes .zombie_stale_finishes; do
+    n=$(jq "$fault // 0" "$scratch/run.json")
+    [ "$n" -ge 1 ] || fail "fault run: $fault is $n, expected at least 1"
 done
 
+# bite NAME RULE_ID OPTION...: the run sabotaged by NAME must fail its
+# audit with a violation of RULE_ID that names ids.
 bite() {
     local name=$1 rule=$2
     shift 2
-    echo "--- sabotage $name: the audit must fail naming ids ($rule)"
-    if timeout 120 "$bin" "${common[@]}" --sabotage "$name" "$@" >"$dir/$name.json" 2>"$dir/$name.err"; then
-        cat "$dir/$name.json" >&2
-        echo "sabotage $name passed the audit: the audit cannot see it" >&2
-        exit 1
+    echo "--- sabotage $name: the audit must fail naming ids under $rule"
+    local report="$scratch/$name.json"
+    if timeout 120 "$bin" "${common[@]}" --sabotage "$name" "$@" >"$report" 2>"$scratch/$name.err"; then
+        cat "$report" >&2
+        fail "sabotage $name passed the audit: the audit cannot see it"
     fi
-    if ! grep -E "^  $rule.*: [0-9]+ ids: [0-9]" "$dir/$name.err"; then
-        cat "$dir/$name.json" "$dir/$name.err" >&2
-        echo "sabotage $name failed, but not by naming ids under: $rule" >&2
-        exit 1
+    if ! jq -e -c --arg rule "$rule" \
+        '.violations[] | select(.rule == $rule and .count > 0 and (.ids | length) > 0)' "$report"; then
+        cat "$report" "$scratch/$name.err" >&2
+        fail "sabotage $name failed, but not by naming ids under $rule"
     fi
 }
 # A zombie bites only if it was frozen holding an attempt that another
 # process then finishes in the same epoch; a frozen process holds one or two
 # attempts at a time, and on a slow machine a single zombie missed about one
 # run in five. Short leases fit five zombies in the same 14 s.
-bite unfenced "two side effects in one epoch" --lease-ms 500 --duration 14 --zombie-every 2
-bite client-clock "a live lease was taken over" --lease-ms 1500 --duration 8
+bite unfenced two_effects_in_one_epoch --lease-ms 500 --duration 14 --zombie-every 2
+bite client-clock live_lease_taken_over --lease-ms 1500 --duration 8
 echo "fault run passed; both sabotaged runs failed naming ids"

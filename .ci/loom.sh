@@ -8,14 +8,13 @@
 # of tests, explored models and bites, so an empty or compiled-out loom file,
 # or a test that stops exploring, cannot pass.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
 
 models=20
 bites=7
 expected=$((models + bites))
 
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+log="$scratch/loom.log"
 
 # The bounds are the models' own: LOOM_MAX_PREEMPTIONS would override them.
 # loom is a cfg, never a cargo feature (see src/sync.rs); debug assertions
@@ -23,12 +22,7 @@ trap 'rm -f "$log"' EXIT
 export RUSTFLAGS="--cfg loom -C debug-assertions"
 env -u LOOM_MAX_PREEMPTIONS cargo test --release --test loom 2>&1 | tee "$log"
 
-fail() {
-    echo "loom: $1" >&2
-    exit 1
-}
-grep -q "test result: ok. $expected passed; 0 failed" "$log" ||
-    fail "expected $expected passed tests"
+expect_passed "$log" "$expected" "tests/loom.rs"
 # Each model and bite prints one line when its exploration ends.
 [ "$(grep -c 'loom model ' "$log")" -eq "$models" ] || fail "expected $models explored models"
 [ "$(grep -c 'loom bite ' "$log")" -eq "$bites" ] || fail "expected $bites bites"

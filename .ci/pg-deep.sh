@@ -9,26 +9,13 @@
 #   concurrent histories checked for linearizability against it.
 # Each run must report exactly the tests it names.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
 bash .ci/postgres.sh
 
-# run_exact EXPECTED_PASSED CASES TEST NAME...
-run_exact() {
-    local expected=$1 cases=$2 test=$3
-    shift 3
-    local log
-    log=$(mktemp)
-    PROPTEST_CASES="$cases" cargo test --release -p async_tasks_recorder_pg --test "$test" \
-        -- --exact "$@" 2>&1 | tee "$log"
-    grep -q "test result: ok. $expected passed" "$log" || {
-        echo "pg-deep: expected $expected passed in $test" >&2
-        exit 1
-    }
-}
-
-run_exact 1 "${PG_HARNESS_SEQUENCES:-2000}" harness postgres_agrees_with_the_spec_after_every_step
-run_exact 1 "${PG_HARNESS_SCHEDULES:-300}" harness postgres_keeps_every_property_in_concurrent_schedules
-run_exact 1 "${PG_HARNESS_STORMS:-30}" harness postgres_keeps_every_property_in_wait_storms
+pg=async_tasks_recorder_pg
+run_exact $pg 1 "${PG_HARNESS_SEQUENCES:-2000}" harness postgres_agrees_with_the_spec_after_every_step
+run_exact $pg 1 "${PG_HARNESS_SCHEDULES:-300}" harness postgres_keeps_every_property_in_concurrent_schedules
+run_exact $pg 1 "${PG_HARNESS_STORMS:-30}" harness postgres_keeps_every_property_in_wait_storms
 
 ATR_PG_SEQUENCES="${ATR_PG_SEQUENCES:-2000}" ATR_PG_HISTORIES="${ATR_PG_HISTORIES:-300}" \
-    cargo test --release -p async_tasks_recorder_pg --test model -- --nocapture
+    cargo test --release -p $pg --test model -- --nocapture

@@ -4,6 +4,7 @@
 //! ids behind each broken promise.
 
 use crate::backend::{Backend, Id};
+use crate::violation::{AuditRule, Violation};
 use crate::workload::{BadRevoke, Ledger, Outcomes, WAIT_LIMIT};
 use async_tasks_recorder::{StateCounts, TaskState};
 use std::collections::BTreeSet;
@@ -105,6 +106,28 @@ pub enum Rule {
     },
 }
 
+impl AuditRule for Rule {
+    fn id(&self) -> &'static str {
+        match self {
+            Rule::DoubleSuccessAtRevoke => "double_success_at_revoke",
+            Rule::RevokedWithoutEffect => "revoked_without_effect",
+            Rule::DoubleSuccess => "double_success",
+            Rule::SuccessWithoutEffect => "success_without_effect",
+            Rule::EffectWithoutSuccess => "effect_without_success",
+            Rule::Wedged => "wedged",
+            Rule::HungWait => "hung_wait",
+            Rule::WorkingAfterDrain => "working_after_drain",
+            Rule::ListingDiffers(_) => "listing_differs",
+            Rule::CountDiffers { .. } => "count_differs",
+            Rule::RecordedDiffers { .. } => "recorded_differs",
+            Rule::LaunchesUnaccounted { .. } => "launches_unaccounted",
+            Rule::LaunchRefusedOther { .. } => "launch_refused_other",
+            Rule::BackendErrors { .. } => "backend_errors",
+            Rule::WorkersCrashed { .. } => "workers_crashed",
+        }
+    }
+}
+
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let limit = WAIT_LIMIT.as_secs();
@@ -141,14 +164,6 @@ impl fmt::Display for Rule {
             Rule::WorkersCrashed { count } => write!(f, "{count} workers crashed"),
         }
     }
-}
-
-/// One kind of broken promise and the ids that broke it, in ascending order
-/// (none for the rules about totals).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Violation {
-    pub rule: Rule,
-    pub ids: Vec<Id>,
 }
 
 /// Waits for every id to settle, within one shared time limit, then asks
@@ -328,269 +343,14 @@ pub fn check(evidence: &Evidence) -> Vec<Violation> {
 }
 
 /// Adds a violation of a per-id rule, if any id broke it.
-fn named(violations: &mut Vec<Violation>, rule: Rule, mut ids: Vec<Id>) {
-    if !ids.is_empty() {
-        ids.sort_unstable();
-        ids.dedup();
-        violations.push(Violation { rule, ids });
-    }
+fn named(violations: &mut Vec<Violation>, rule: Rule, ids: Vec<Id>) {
+    violations.extend(Violation::named(rule, ids));
 }
 
 /// Adds a violation of a rule about totals, which names no id.
 fn total(violations: &mut Vec<Violation>, rule: Rule) {
-    violations.push(Violation {
-        rule,
-        ids: Vec::new(),
-    });
+    violations.push(Violation::total(rule));
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use TaskState::{Failed, NotFound, Success, Working};
-
-    /// A consistent record of a quiet run: one success per `Success` id,
-    /// listings, counts and the tally derived from the states.
-    fn consistent(states: &[TaskState]) -> Evidence {
-        let ids_in = |wanted: TaskState| -> Vec<Id> {
-            (0..)
-                .zip(states)
-                .filter(|(_, s)| **s == wanted)
-                .map(|(id, _)| id)
-                .collect()
-        };
-        let count = |wanted| ids_in(wanted).len();
-        let successes = count(Success) as u64;
-        let failures = count(Failed) as u64;
-        Evidence {
-            states: states.iter().copied().map(Some).collect(),
-            effects: states.iter().map(|s| u32::from(*s == Success)).collect(),
-            listings: [
-                Some(ids_in(Working)),
-                Some(ids_in(Success)),
-                Some(ids_in(Failed)),
-            ],
-            counts: Some(StateCounts {
-                working: count(Working),
-                success: count(Success),
-                failed: count(Failed),
-            }),
-            recorded: Some(states.iter().filter(|s| **s != NotFound).count()),
-            outcomes: Outcomes {
-                launch_attempts: successes + failures,
-                accepted: successes + failures,
-                tasks_ok: successes,
-                tasks_failed: failures,
-                ..Outcomes::default()
-            },
-            ..Evidence::default()
-        }
-    }
-
-    fn sample() -> Vec<TaskState> {
-        vec![
-            Success, Failed, NotFound, Success, Failed, Success, NotFound, Success,
-        ]
-    }
-
-    /// The rules reported, with their ids.
-    fn found(evidence: &Evidence) -> Vec<(Rule, Vec<Id>)> {
-        check(evidence)
-            .into_iter()
-            .map(|v| (v.rule, v.ids))
-            .collect()
-    }
-
-    #[test]
-    fn a_consistent_ledger_passes() {
-        assert_eq!(found(&consistent(&sample())), []);
-        assert_eq!(found(&consistent(&[])), []);
-    }
-
-    #[test]
-    fn a_double_success_in_one_epoch_is_reported_with_its_id() {
-        let mut evidence = consistent(&sample());
-        evidence.effects[3] = 2;
-        assert_eq!(found(&evidence), [(Rule::DoubleSuccess, vec![3])]);
-    }
-
-    #[test]
-    fn a_double_success_found_by_a_revoke_is_reported_with_its_id() {
-        let mut evidence = consistent(&sample());
-        evidence.bad_revokes = vec![BadRevoke {
-            id: 6,
-            epoch: 2,
-            effects: 2,
-        }];
-        assert_eq!(found(&evidence), [(Rule::DoubleSuccessAtRevoke, vec![6])]);
-    }
-
-    #[test]
-    fn a_revoked_success_without_its_effect_is_reported_with_its_id() {
-        let mut evidence = consistent(&sample());
-        evidence.bad_revokes = vec![BadRevoke {
-            id: 2,
-            epoch: 0,
-            effects: 0,
-        }];
-        assert_eq!(found(&evidence), [(Rule::RevokedWithoutEffect, vec![2])]);
-    }
-
-    #[test]
-    fn a_success_without_its_effect_is_reported_with_its_ids() {
-        let mut evidence = consistent(&sample());
-        evidence.effects[5] = 0;
-        evidence.effects[0] = 0;
-        assert_eq!(found(&evidence), [(Rule::SuccessWithoutEffect, vec![0, 5])]);
-    }
-
-    #[test]
-    fn an_effect_without_success_is_reported_with_its_id() {
-        let mut evidence = consistent(&sample());
-        evidence.effects[4] = 1;
-        assert_eq!(found(&evidence), [(Rule::EffectWithoutSuccess, vec![4])]);
-    }
-
-    #[test]
-    fn an_id_left_working_is_reported_as_wedged_and_working() {
-        let mut states = sample();
-        states[6] = Working;
-        let mut evidence = consistent(&states);
-        evidence.wedged = vec![6];
-        // A task that never ended is accepted but not ended.
-        evidence.outcomes.accepted += 1;
-        evidence.outcomes.launch_attempts += 1;
-        assert_eq!(
-            found(&evidence),
-            [
-                (Rule::Wedged, vec![6]),
-                (Rule::WorkingAfterDrain, vec![6]),
-                (
-                    Rule::LaunchesUnaccounted {
-                        accepted: 7,
-                        ended: 6
-                    },
-                    vec![]
-                ),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_hung_wait_during_the_run_is_reported_with_its_id() {
-        let mut evidence = consistent(&sample());
-        evidence.hung_waits = vec![7, 1, 7];
-        assert_eq!(found(&evidence), [(Rule::HungWait, vec![1, 7])]);
-    }
-
-    #[test]
-    fn a_listing_disagreeing_with_queries_names_missing_and_extra_ids() {
-        let mut evidence = consistent(&sample());
-        // Success is 0, 3, 5, 7: drop 3, add the failed id 4.
-        evidence.listings[1] = Some(vec![0, 5, 7, 4]);
-        assert_eq!(
-            found(&evidence),
-            [(Rule::ListingDiffers(Listed::Success), vec![3, 4])]
-        );
-    }
-
-    #[test]
-    fn an_id_listed_twice_is_reported() {
-        let mut evidence = consistent(&sample());
-        evidence.listings[2] = Some(vec![1, 4, 1]);
-        assert_eq!(
-            found(&evidence),
-            [(Rule::ListingDiffers(Listed::Failed), vec![1])]
-        );
-    }
-
-    #[test]
-    fn a_count_disagreeing_with_queries_is_reported_with_both_numbers() {
-        let mut evidence = consistent(&sample());
-        if let Some(counts) = &mut evidence.counts {
-            counts.failed = 3;
-        }
-        assert_eq!(
-            found(&evidence),
-            [(
-                Rule::CountDiffers {
-                    state: Listed::Failed,
-                    counted: 3,
-                    queried: 2
-                },
-                vec![]
-            )]
-        );
-    }
-
-    #[test]
-    fn a_recorded_total_disagreeing_with_queries_is_reported() {
-        let mut evidence = consistent(&sample());
-        evidence.recorded = Some(7);
-        assert_eq!(
-            found(&evidence),
-            [(
-                Rule::RecordedDiffers {
-                    recorded: 7,
-                    queried: 6
-                },
-                vec![]
-            )]
-        );
-    }
-
-    #[test]
-    fn a_launch_refused_with_failed_is_reported() {
-        let mut evidence = consistent(&sample());
-        evidence.outcomes.refused_other = 2;
-        assert_eq!(
-            found(&evidence),
-            [(Rule::LaunchRefusedOther { count: 2 }, vec![])]
-        );
-    }
-
-    #[test]
-    fn backend_errors_are_reported_with_their_ids_and_unknown_states_skipped() {
-        let mut evidence = consistent(&sample());
-        // The query of id 3 failed: no per-id or total check may guess it.
-        evidence.states[3] = None;
-        evidence.outcomes.backend_errors = 1;
-        evidence.error_ids = vec![3];
-        assert_eq!(
-            found(&evidence),
-            [
-                (Rule::ListingDiffers(Listed::Success), vec![3]),
-                (Rule::BackendErrors { count: 1 }, vec![3]),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_crashed_worker_is_reported() {
-        let mut evidence = consistent(&sample());
-        evidence.crashed_workers = 1;
-        assert_eq!(
-            found(&evidence),
-            [(Rule::WorkersCrashed { count: 1 }, vec![])]
-        );
-    }
-
-    #[test]
-    fn every_broken_rule_is_reported_once() {
-        let mut evidence = consistent(&sample());
-        evidence.effects[3] = 2;
-        evidence.effects[7] = 3;
-        evidence.effects[1] = 1;
-        evidence.hung_waits = vec![2];
-        let rules: Vec<Rule> = check(&evidence).into_iter().map(|v| v.rule).collect();
-        assert_eq!(
-            rules,
-            [
-                Rule::DoubleSuccess,
-                Rule::EffectWithoutSuccess,
-                Rule::HungWait
-            ]
-        );
-        assert_eq!(check(&evidence)[0].ids, [3, 7]);
-    }
-}
+mod tests;

@@ -25,23 +25,27 @@
 //! PostgreSQL database (a throwaway cluster unless `--database-url` is
 //! given), faults are injected on request (`--kill-every`, `--zombie-every`,
 //! `--terminate-every`, `--crash-every`) and the audit is read from the
-//! database: see [`pgrun`].
+//! database: see [`postgres`].
 //!
 //! Modules: [`options`] (the command line and its ranges), [`backend`] (the
 //! recorder operations the run drives, as a trait), [`workload`] (the
-//! storm and its ledger), [`audit`] (the invariant checks), [`report`].
+//! storm and its ledger), [`audit`] (the invariant checks), [`violation`]
+//! (what every audit reports), [`report`], [`postgres`] (the multi-process
+//! run with its faults).
 
 mod audit;
 mod backend;
 mod options;
-mod pgrun;
+mod postgres;
 mod report;
+mod violation;
 mod workload;
 
-use crate::audit::{Evidence, Violation};
+use crate::audit::Evidence;
 use crate::backend::Backend;
-use crate::options::Options;
+use crate::options::{BackendKind, Options};
 use crate::report::{Facts, Report, Setup};
+use crate::violation::Violation;
 use crate::workload::{Finished, Ledger};
 use async_tasks_recorder::AsyncTasksRecorder;
 use indicatif::ProgressBar;
@@ -51,60 +55,70 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
-    let options = Options::from_args();
-    if options.backend == options::BackendKind::Postgres {
-        if options.processes == 1 && options.worker.is_none() && !pgrun::faults_asked(&options) {
-            return in_process_postgres(options);
-        }
-        return pgrun::main(options);
+    if let Some(code) = postgres::run_as_worker() {
+        return code;
     }
-    workload::silence_deliberate_panics();
-    let threads = options.threads();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_time()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("cannot start the runtime with {threads} threads: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let progress = report::progress_bar(&options);
-    let backend = Arc::new(AsyncTasksRecorder::new());
-    let outcome = runtime.block_on(storm(backend, options.clone(), progress));
-    finish(options, threads, outcome)
+    let options = Options::from_args();
+    if options.backend == BackendKind::Postgres && !postgres::in_process(&options) {
+        return postgres::main(options);
+    }
+    in_process(options)
 }
 
-/// The storm and its audit on one PostgreSQL recorder in this process.
-fn in_process_postgres(options: Options) -> ExitCode {
-    workload::silence_deliberate_panics();
-    let threads = options.threads();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+/// A multi-threaded runtime with `threads` threads, timers and I/O; on
+/// failure, says why and gives the exit code.
+fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
+        .map_err(|error| {
             eprintln!("cannot start the runtime with {threads} threads: {error}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
+        })
+}
+
+/// The storm and its audit in this process: on the in-memory recorder, or
+/// on one PostgreSQL recorder (`--backend postgres` with one process and
+/// no fault).
+fn in_process(options: Options) -> ExitCode {
+    workload::silence_deliberate_panics();
+    let threads = options.threads();
+    let runtime = match runtime(threads) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let (outcome, database) = match options.backend {
+        BackendKind::Memory => {
+            let outcome = storm_on(&runtime, AsyncTasksRecorder::new(), &options);
+            (outcome, None)
+        }
+        BackendKind::Postgres => {
+            let (database, recorder) = match runtime.block_on(postgres::fresh_recorder(&options)) {
+                Ok(found) => found,
+                Err(error) => {
+                    eprintln!("postgres: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let outcome = storm_on(&runtime, backend::Postgres(recorder), &options);
+            (outcome, Some(database))
         }
     };
-    let (cluster, recorder) = match runtime.block_on(pgrun::fresh_recorder(&options)) {
-        Ok(found) => found,
-        Err(error) => {
-            eprintln!("postgres: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let progress = report::progress_bar(&options);
-    let backend = Arc::new(backend::Postgres(recorder));
-    let outcome = runtime.block_on(storm(backend, options.clone(), progress));
+    // The recorder's connections close before its database stops.
     drop(runtime);
-    drop(cluster);
+    drop(database);
     finish(options, threads, outcome)
+}
+
+/// The storm and its audit on `backend`, with the progress bar.
+fn storm_on<B: Backend>(
+    runtime: &tokio::runtime::Runtime,
+    backend: B,
+    options: &Options,
+) -> Outcome {
+    let progress = report::progress_bar(options);
+    runtime.block_on(storm(Arc::new(backend), options.clone(), progress))
 }
 
 /// Prints the report of `outcome`; the exit code says whether it passed.
@@ -124,7 +138,7 @@ fn finish(options: Options, threads: usize, outcome: Outcome) -> ExitCode {
     let (out, err) = if json {
         (report.json(), String::new())
     } else {
-        report.human(&outcome.violations)
+        report.human()
     };
     let _ = std::io::stdout().write_all(out.as_bytes());
     let _ = std::io::stderr().write_all(err.as_bytes());

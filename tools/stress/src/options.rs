@@ -4,7 +4,7 @@
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Most distinct ids: the ledger keeps 8 bytes per id and the audit a few
 /// more; a run at this bound peaks near 1 GB.
@@ -23,8 +23,10 @@ pub const MAX_DURATION: f64 = 86_400.0;
 /// Slack when checking that two rates given in decimal sum to at most 1.
 const RATE_SUM_SLACK: f64 = 1e-9;
 
-/// Options of the storm.
-#[derive(Parser, Serialize, Debug, Clone)]
+/// Options of the storm. A postgres run hands them to each worker process
+/// as JSON (see `postgres::workers`), with the worker's own slot, seed and
+/// remaining duration set; what only the coordinator reads is skipped.
+#[derive(Parser, Serialize, Deserialize, Debug, Clone)]
 #[command(about = "A launch-fail-retry storm on AsyncTasksRecorder, then an invariant audit.")]
 pub struct Options {
     /// Distinct task ids [1..=100000000].
@@ -98,9 +100,11 @@ pub struct Options {
     /// Fault: every SECS, `pg_ctl stop -m immediate` and restart (own cluster only).
     #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = seconds)]
     pub crash_every: Option<f64>,
-    /// Internal: run as worker process number N of a postgres run.
-    #[arg(long, hide = true)]
-    #[serde(skip)]
+    /// The slot of this worker process in a postgres run: set by the
+    /// coordinator in the options it hands the worker, never on the command
+    /// line, and absent from the report.
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<u64>,
     /// Known-bad protocol, to show the audit catches it: `unfenced` finishes
     /// ignore the fence; `client-clock` lets process 0 judge leases by its
@@ -110,7 +114,7 @@ pub struct Options {
 }
 
 /// Which recorder the run drives.
-#[derive(clap::ValueEnum, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
     /// The in-memory recorder, in this process.
@@ -120,7 +124,7 @@ pub enum BackendKind {
 }
 
 /// A known-bad protocol the audit must catch.
-#[derive(clap::ValueEnum, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sabotage {
     /// The finish statement ignores the fence.

@@ -1,9 +1,13 @@
 //! What the run prints: a progress bar while it runs, then one typed
-//! [`Report`], rendered for people or as JSON (`--json`).
+//! [`Report`], serialised once as JSON (`--json`) or rendered for people.
+//! The parts every report shares ([`Throughput`], [`Percentiles`],
+//! [`Verdict`] with its [`ViolationReport`]s) are used by the PostgreSQL
+//! run's report too.
 
-use crate::audit::{Evidence, Violation};
+use crate::audit::Evidence;
 use crate::backend::Id;
 use crate::options::Options;
+use crate::violation::{AuditRule, Violation};
 use crate::workload::{Latencies, Op, Outcomes};
 use async_tasks_recorder::TaskState;
 use hdrhistogram::Histogram;
@@ -68,8 +72,17 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
+    /// Of a histogram in nanoseconds, rounded to hundredths of a µs.
     fn of(histogram: &Histogram<u64>) -> Self {
-        let us = |nanos: u64| (nanos as f64 / 10.0).round() / 100.0;
+        Self::scaled(histogram, |nanos| (nanos as f64 / 10.0).round() / 100.0)
+    }
+
+    /// Of a histogram in whole microseconds.
+    pub fn of_micros(histogram: &Histogram<u64>) -> Self {
+        Self::scaled(histogram, |micros| micros as f64)
+    }
+
+    fn scaled(histogram: &Histogram<u64>, us: impl Fn(u64) -> f64) -> Self {
         Self {
             count: histogram.len(),
             p50_us: us(histogram.value_at_quantile(0.50)),
@@ -139,30 +152,98 @@ impl FinalStates {
     }
 }
 
-/// One violation as reported: its rule, how many ids, the first ids.
+/// One violation as reported: its rule's stable id (what scripts match),
+/// the rule as text, how many ids broke it, and the first of them.
 #[derive(Serialize, Debug)]
-pub struct ViolationReport {
-    pub rule: String,
+pub struct ViolationReport<I = Id> {
+    pub rule: &'static str,
+    pub text: String,
     pub count: usize,
-    pub ids: Vec<Id>,
+    pub ids: Vec<I>,
+}
+
+impl<I: Copy> ViolationReport<I> {
+    /// `violation` with its first `shown` ids.
+    pub fn of<R: AuditRule>(violation: &Violation<R, I>, shown: usize) -> Self {
+        Self {
+            rule: violation.rule.id(),
+            text: violation.rule.to_string(),
+            count: violation.ids.len(),
+            ids: violation.ids.iter().take(shown).copied().collect(),
+        }
+    }
+}
+
+impl<I: std::fmt::Display> ViolationReport<I> {
+    /// The first `shown` ids, comma-separated.
+    pub fn ids_shown(&self, shown: usize) -> String {
+        let ids: Vec<String> = self.ids.iter().take(shown).map(I::to_string).collect();
+        ids.join(", ")
+    }
+}
+
+/// How a run ends: the broken promises, and whether it passed (no
+/// violation, and nothing else that keeps the run from vouching for them).
+#[derive(Serialize, Debug)]
+pub struct Verdict<I = Id> {
+    pub violations: Vec<ViolationReport<I>>,
+    pub passed: bool,
+}
+
+impl<I: Copy> Verdict<I> {
+    /// Passed if no rule was broken and `vouched` holds; `shown` ids are
+    /// kept per violation.
+    pub fn new<R: AuditRule>(violations: &[Violation<R, I>], shown: usize, vouched: bool) -> Self {
+        Self {
+            passed: violations.is_empty() && vouched,
+            violations: violations
+                .iter()
+                .map(|v| ViolationReport::of(v, shown))
+                .collect(),
+        }
+    }
+}
+
+/// How much a run did and how fast.
+#[derive(Serialize, Debug)]
+pub struct Throughput {
+    /// Rounded to the millisecond.
+    pub run_seconds: f64,
+    pub operations: u64,
+    pub ops_per_second: u64,
+}
+
+impl Throughput {
+    pub fn new(operations: u64, run_time: Duration) -> Self {
+        Self {
+            run_seconds: millis(run_time.as_secs_f64()),
+            operations,
+            ops_per_second: whole(operations as f64 / run_time.as_secs_f64().max(1e-9)),
+        }
+    }
+}
+
+/// Seconds rounded to the millisecond.
+pub fn millis(secs: f64) -> f64 {
+    (secs * 1e3).round() / 1e3
 }
 
 /// Everything the run prints at its end.
 #[derive(Serialize, Debug)]
 pub struct Report {
     pub options: Setup,
-    pub run_seconds: f64,
+    /// Operations are launch attempts, queries, revokes and waits.
+    #[serde(flatten)]
+    pub throughput: Throughput,
     pub audit_seconds: f64,
-    /// Launch attempts, queries, revokes and waits.
-    pub operations: u64,
-    pub ops_per_second: u64,
     pub launches_per_second: u64,
     pub outcomes: Outcomes,
     pub final_states: FinalStates,
     pub latency: LatencyTable,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_backend_error: Option<String>,
-    pub violations: Vec<ViolationReport>,
+    #[serde(flatten)]
+    pub verdict: Verdict,
 }
 
 /// What the report is made of.
@@ -180,32 +261,21 @@ impl Report {
     pub fn new(facts: Facts<'_>) -> Self {
         let outcomes = facts.evidence.outcomes;
         let secs = facts.run_time.as_secs_f64().max(1e-9);
-        let millis = |secs: f64| (secs * 1e3).round() / 1e3;
         Self {
             options: facts.setup,
-            run_seconds: millis(secs),
+            throughput: Throughput::new(outcomes.operations(), facts.run_time),
             audit_seconds: millis(facts.audit_time.as_secs_f64()),
-            operations: outcomes.operations(),
-            ops_per_second: whole(outcomes.operations() as f64 / secs),
             launches_per_second: whole(outcomes.launch_attempts as f64 / secs),
             outcomes,
             final_states: FinalStates::of(facts.evidence),
             latency: LatencyTable::of(facts.latencies),
             first_backend_error: facts.first_backend_error,
-            violations: facts
-                .violations
-                .iter()
-                .map(|v| ViolationReport {
-                    rule: v.rule.to_string(),
-                    count: v.ids.len(),
-                    ids: v.ids.iter().take(JSON_IDS).copied().collect(),
-                })
-                .collect(),
+            verdict: Verdict::new(facts.violations, JSON_IDS, true),
         }
     }
 
     pub fn passed(&self) -> bool {
-        self.violations.is_empty()
+        self.verdict.passed
     }
 
     /// The report as pretty JSON, with a final newline.
@@ -219,16 +289,17 @@ impl Report {
 
     /// The report for people: the figures for stdout, the violations for
     /// stderr.
-    pub fn human(&self, violations: &[Violation]) -> (String, String) {
+    pub fn human(&self) -> (String, String) {
         let (mut out, mut err) = (String::new(), String::new());
         let o = &self.outcomes;
+        let t = &self.throughput;
         let _ = writeln!(
             out,
             "{} operations ({} launch attempts) in {} s: {} ops/s, {} launches/s",
-            self.operations,
+            t.operations,
             o.launch_attempts,
-            self.run_seconds,
-            self.ops_per_second,
+            t.run_seconds,
+            t.ops_per_second,
             self.launches_per_second
         );
         let _ = writeln!(
@@ -274,23 +345,18 @@ impl Report {
                 p.max_us
             );
         }
+        let violations = &self.verdict.violations;
         if violations.is_empty() {
             let _ = writeln!(out, "audit: all invariants hold");
         }
         for violation in violations {
-            let shown: Vec<String> = violation
-                .ids
-                .iter()
-                .take(HUMAN_IDS)
-                .map(u64::to_string)
-                .collect();
             let _ = writeln!(
                 err,
                 "VIOLATION: {} ({} ids){}{}",
-                violation.rule,
-                violation.ids.len(),
-                if shown.is_empty() { "" } else { ": " },
-                shown.join(", ")
+                violation.text,
+                violation.count,
+                if violation.ids.is_empty() { "" } else { ": " },
+                violation.ids_shown(HUMAN_IDS)
             );
         }
         if let Some(error) = &self.first_backend_error {
@@ -303,6 +369,23 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verdict_names_each_rule_by_id_and_text_with_its_first_ids() {
+        use crate::audit::Rule;
+        let lost = Violation::named(Rule::SuccessWithoutEffect, (0..60).collect());
+        let violations: Vec<Violation> = lost.into_iter().collect();
+        let verdict = Verdict::new(&violations, JSON_IDS, true);
+        assert!(!verdict.passed);
+        let reported = &verdict.violations[0];
+        assert_eq!(reported.rule, "success_without_effect");
+        assert_eq!(reported.text, Rule::SuccessWithoutEffect.to_string());
+        assert_eq!((reported.count, reported.ids.len()), (60, JSON_IDS));
+        assert_eq!(reported.ids_shown(3), "0, 1, 2");
+        let none: [Violation; 0] = [];
+        assert!(Verdict::new(&none, JSON_IDS, true).passed);
+        assert!(!Verdict::new(&none, JSON_IDS, false).passed);
+    }
 
     #[test]
     fn rates_are_whole_numbers() {

@@ -1,0 +1,128 @@
+//! The database of a postgres run and the connections to it: the given
+//! `--database-url` or a throwaway cluster the run starts, the settings of
+//! each kind of connection, and a fresh schema.
+
+use super::sabotage::{self, TASKS};
+use crate::options::{Options, Sabotage};
+use async_tasks_recorder_pg::cluster::Cluster;
+use async_tasks_recorder_pg::{Config as PgConfig, PgRecorder, end_idle_transactions};
+use std::time::Duration;
+use tokio_postgres::{Client, NoTls};
+
+/// The `application_name` of worker connections: the connections the
+/// `pg_terminate_backend` fault ends.
+pub const WORKER_APP: &str = "stress-worker";
+/// The `application_name` of the coordinator's connections.
+pub const COORDINATOR_APP: &str = "stress-coordinator";
+/// The side effects: one row per committed success, keyed by `(id, fence)`
+/// (see the module docs of `postgres`).
+const LEDGER_SCHEMA: &str = "CREATE TABLE stress_ledger (id bigint NOT NULL, epoch bigint NOT NULL,
+   fence bigint NOT NULL, process bigint NOT NULL, PRIMARY KEY (id, fence))";
+
+/// The database a run uses, and the cluster behind it when the run started
+/// its own (removed when this is dropped).
+pub struct Database {
+    pub url: String,
+    cluster: Option<Cluster>,
+}
+
+impl Database {
+    /// The `--database-url`, or a new throwaway cluster.
+    pub fn open(options: &Options) -> Result<Database, String> {
+        match &options.database_url {
+            Some(url) => Ok(Database {
+                url: url.clone(),
+                cluster: None,
+            }),
+            None => {
+                let cluster = Cluster::start().map_err(|e| e.to_string())?;
+                Ok(Database {
+                    url: cluster.conninfo("postgres"),
+                    cluster: Some(cluster),
+                })
+            }
+        }
+    }
+
+    /// The run's own cluster, if it started one.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
+    /// Settings of a connection named `app`.
+    pub fn config(&self, app: &str) -> Result<tokio_postgres::Config, String> {
+        config(&self.url, app)
+    }
+
+    /// A recorder on a fresh table (and, with `ledger`, a fresh empty
+    /// ledger): whatever an earlier run left is dropped first.
+    pub async fn fresh_recorder(
+        &self,
+        app: &str,
+        lease: Duration,
+        ledger: bool,
+    ) -> Result<PgRecorder<i64>, String> {
+        let client = connect(&self.config(COORDINATOR_APP)?).await?;
+        let mut reset = format!(
+            "DROP TABLE IF EXISTS {TASKS}{also}; DROP SEQUENCE IF EXISTS {TASKS}_fence;",
+            also = if ledger { ", stress_ledger" } else { "" }
+        );
+        if ledger {
+            reset += LEDGER_SCHEMA;
+        }
+        client
+            .batch_execute(&reset)
+            .await
+            .map_err(|e| e.to_string())?;
+        let recorder = recorder(&self.url, app, lease, None)?;
+        recorder.install().await.map_err(|e| e.to_string())?;
+        Ok(recorder)
+    }
+}
+
+/// Settings of a connection named `app` to `url`.
+pub fn config(url: &str, app: &str) -> Result<tokio_postgres::Config, String> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("bad --database-url {url:?}: {e}"))?;
+    config
+        .application_name(app)
+        .connect_timeout(Duration::from_secs(2));
+    Ok(config)
+}
+
+/// The connection of the side effect's transaction. A worker frozen
+/// between its fenced finish and the commit holds the id's row lock; the
+/// server ends such a session once it has idled in its transaction for a
+/// lease, so the id is taken over instead of stalling every competitor.
+pub fn ledger_config(url: &str, lease: Duration) -> Result<tokio_postgres::Config, String> {
+    let mut config = config(url, WORKER_APP)?;
+    end_idle_transactions(&mut config, lease);
+    Ok(config)
+}
+
+/// One connection, driven in the background.
+pub async fn connect(config: &tokio_postgres::Config) -> Result<Client, String> {
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// A recorder named `app` on `url`, its statements made known-bad as
+/// `sabotage` asks.
+pub fn recorder(
+    url: &str,
+    app: &str,
+    lease: Duration,
+    sabotage: Option<Sabotage>,
+) -> Result<PgRecorder<i64>, String> {
+    let settings = PgConfig {
+        lease,
+        pool_size: 16,
+        ..PgConfig::default()
+    };
+    PgRecorder::with_statements(config(url, app)?, sabotage::statements(sabotage), settings)
+        .map_err(|e| e.to_string())
+}

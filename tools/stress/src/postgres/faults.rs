@@ -1,0 +1,271 @@
+//! The fault injector: on its schedule it kills a worker process with -9
+//! (and starts a fresh one), freezes one with SIGSTOP for three leases
+//! (a zombie) then lets it go on with SIGCONT, ends every worker connection
+//! with `pg_terminate_backend`, and crashes and restarts the database (own
+//! cluster only). [`Faults`] is what it did, and [`Injector::unmet`] names
+//! each fault asked for that never happened or never bit.
+
+use super::database::{WORKER_APP, connect};
+use super::message::{Arrival, Incarnation, StaleFinish};
+use super::workers::{Workers, signal};
+use crate::options::Options;
+use async_tasks_recorder_pg::cluster::Cluster;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// How long a zombie stays frozen, in leases.
+const ZOMBIE_LEASES: u32 = 3;
+
+/// A fault's period and when it is next due.
+struct Every {
+    period: Option<Duration>,
+    next: Option<Instant>,
+}
+
+impl Every {
+    fn new(seconds: Option<f64>, start: Instant) -> Every {
+        let period = seconds.map(Duration::from_secs_f64);
+        Every {
+            period,
+            next: period.map(|d| start + d),
+        }
+    }
+
+    /// Whether the fault is due at `now`; if so, schedules the next one.
+    fn due(&mut self, now: Instant) -> bool {
+        match (self.next, self.period) {
+            (Some(at), Some(d)) if now >= at => {
+                self.next = Some(at + d);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn asked(&self) -> bool {
+        self.period.is_some()
+    }
+}
+
+/// A database crash: when it began, and how long the restart took.
+#[derive(Clone, Copy, Debug)]
+pub struct Crash {
+    pub at: Instant,
+    pub restart: Duration,
+}
+
+/// A zombie let go on: from `woke` on, its finishes must answer `Stale`.
+#[derive(Clone, Copy, Debug)]
+pub struct Woken {
+    pub zombie: Incarnation,
+    pub woke: Instant,
+}
+
+/// How many times each process fault was injected.
+#[derive(Serialize, Debug, Default, Clone, Copy)]
+pub struct Injected {
+    pub kills: u64,
+    pub zombies: u64,
+    /// Rounds of `pg_terminate_backend`.
+    pub terminations: u64,
+    pub connections_terminated: u64,
+}
+
+/// What the fault injector did.
+#[derive(Default)]
+pub struct Faults {
+    pub injected: Injected,
+    pub crashes: Vec<Crash>,
+    pub woken: Vec<Woken>,
+    /// Faults that could not be injected (a signal that failed, say).
+    pub errors: Vec<String>,
+}
+
+/// What the injector acts on.
+pub struct Targets<'a> {
+    pub runtime: &'a tokio::runtime::Runtime,
+    /// The coordinator's connection settings, for `pg_terminate_backend`.
+    pub admin: &'a tokio_postgres::Config,
+    /// The run's own cluster, which alone may be crashed.
+    pub cluster: Option<&'a Cluster>,
+}
+
+/// The schedule of every fault, and what it did so far.
+pub struct Injector {
+    kill: Every,
+    zombie: Every,
+    terminate: Every,
+    crash: Every,
+    lease: Duration,
+    /// The zombie now frozen: its slot and when it was stopped.
+    stopped: Option<(usize, Instant)>,
+    rng: fastrand::Rng,
+    pub done: Faults,
+}
+
+impl Injector {
+    /// Each fault first comes one period after `start`.
+    pub fn new(options: &Options, start: Instant) -> Injector {
+        Injector {
+            kill: Every::new(options.kill_every, start),
+            zombie: Every::new(options.zombie_every, start),
+            terminate: Every::new(options.terminate_every, start),
+            crash: Every::new(options.crash_every, start),
+            lease: Duration::from_millis(options.lease_ms),
+            stopped: None,
+            rng: fastrand::Rng::with_seed(options.seed),
+            done: Faults::default(),
+        }
+    }
+
+    /// Injects every fault due at `now`, `remaining` seconds before the
+    /// deadline. Fails only if a fresh worker process cannot start or the
+    /// database cannot restart.
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        remaining: f64,
+        workers: &mut Workers,
+        targets: &Targets<'_>,
+    ) -> Result<(), String> {
+        if let Some((slot, since)) = self.stopped
+            && now >= since + self.lease * ZOMBIE_LEASES
+        {
+            self.wake(slot, workers);
+        }
+        if self.kill.due(now) {
+            let candidates: Vec<usize> = (0..workers.slots())
+                .filter(|s| self.stopped.map(|(z, _)| z) != Some(*s))
+                .collect();
+            if !candidates.is_empty() && remaining > 1.0 {
+                let slot = candidates[self.rng.usize(0..candidates.len())];
+                self.done.injected.kills += 1;
+                workers.replace(slot, remaining)?;
+            }
+        }
+        if self.zombie.due(now)
+            && self.stopped.is_none()
+            && remaining > self.lease.as_secs_f64() * 4.0
+        {
+            let slot = self.rng.usize(0..workers.slots());
+            match signal(workers.pid(slot), "STOP") {
+                Ok(()) => {
+                    self.done.injected.zombies += 1;
+                    self.stopped = Some((slot, Instant::now()));
+                }
+                Err(e) => self.done.errors.push(e),
+            }
+        }
+        if self.terminate.due(now) {
+            match targets
+                .runtime
+                .block_on(terminate_worker_connections(targets.admin))
+            {
+                Ok(n) => {
+                    self.done.injected.terminations += 1;
+                    self.done.injected.connections_terminated += n;
+                }
+                Err(e) => self.done.errors.push(format!("pg_terminate_backend: {e}")),
+            }
+        }
+        if let Some(cluster) = targets.cluster
+            && self.crash.due(now)
+            && remaining > 3.0
+        {
+            let at = Instant::now();
+            match cluster.crash_restart() {
+                Ok(()) => self.done.crashes.push(Crash {
+                    at,
+                    restart: at.elapsed(),
+                }),
+                Err(e) => return Err(format!("database restart failed: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets a zombie still frozen at the deadline go on.
+    pub fn end(&mut self, workers: &Workers) {
+        if let Some((slot, _)) = self.stopped {
+            let _ = signal(workers.pid(slot), "CONT");
+            self.record_wake(slot, workers);
+        }
+    }
+
+    fn wake(&mut self, slot: usize, workers: &Workers) {
+        if let Err(e) = signal(workers.pid(slot), "CONT") {
+            self.done.errors.push(e);
+        }
+        self.record_wake(slot, workers);
+    }
+
+    fn record_wake(&mut self, slot: usize, workers: &Workers) {
+        self.done.woken.push(Woken {
+            zombie: workers.incarnation(slot),
+            woke: Instant::now(),
+        });
+        self.stopped = None;
+    }
+
+    /// The flags of the faults asked for that never happened or never bit
+    /// (a zombie bites with a `Stale` finish after it woke).
+    pub fn unmet(&self, zombie_stale_finishes: usize) -> Vec<String> {
+        let done = &self.done;
+        [
+            ("--kill-every", self.kill.asked(), done.injected.kills > 0),
+            (
+                "--zombie-every",
+                self.zombie.asked(),
+                done.injected.zombies > 0,
+            ),
+            (
+                "--zombie-every (a stale finish of the zombie)",
+                self.zombie.asked(),
+                zombie_stale_finishes > 0,
+            ),
+            (
+                "--terminate-every",
+                self.terminate.asked(),
+                done.injected.terminations > 0,
+            ),
+            (
+                "--crash-every",
+                self.crash.asked(),
+                !done.crashes.is_empty(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, asked, happened)| *asked && !happened)
+        .map(|(flag, _, _)| flag.to_string())
+        .collect()
+    }
+}
+
+impl Faults {
+    /// The zombies' finishes after they woke: each must have answered
+    /// `Stale`.
+    pub fn zombie_stale_finishes(&self, stale: &[Arrival<StaleFinish>]) -> usize {
+        stale
+            .iter()
+            .filter(|s| {
+                self.woken
+                    .iter()
+                    .any(|w| w.zombie == s.from && s.at >= w.woke)
+            })
+            .count()
+    }
+}
+
+/// Ends every worker connection; returns how many were ended.
+async fn terminate_worker_connections(admin: &tokio_postgres::Config) -> Result<u64, String> {
+    let client = connect(admin).await?;
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
+             FROM pg_stat_activity WHERE application_name = $1",
+            &[&WORKER_APP],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
