@@ -3,10 +3,11 @@
 //! [`Evidence`]; [`check`], a pure function, compares them and names the
 //! ids behind each broken promise.
 
-use crate::backend::{Backend, Id};
 use crate::violation::{AuditRule, Violation};
 use crate::workload::{BadRevoke, Ledger, Outcomes, WAIT_LIMIT};
 use async_tasks_recorder::{StateCounts, TaskState};
+use async_tasks_recorder_harness::backend::Backend;
+use async_tasks_recorder_harness::protocol::Id;
 use std::collections::BTreeSet;
 use std::fmt;
 use tokio::time::Instant;

@@ -34,7 +34,6 @@
 //! run with its faults).
 
 mod audit;
-mod backend;
 mod options;
 mod postgres;
 mod report;
@@ -42,12 +41,13 @@ mod violation;
 mod workload;
 
 use crate::audit::Evidence;
-use crate::backend::Backend;
 use crate::options::{BackendKind, Options};
 use crate::report::{Facts, Report, Setup};
 use crate::violation::Violation;
 use crate::workload::{Finished, Ledger};
 use async_tasks_recorder::AsyncTasksRecorder;
+use async_tasks_recorder_harness::backend::Backend;
+use async_tasks_recorder_harness::backend::postgres::Postgres;
 use indicatif::ProgressBar;
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -101,7 +101,7 @@ fn in_process(options: Options) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let outcome = storm_on(&runtime, backend::Postgres(recorder), &options);
+            let outcome = storm_on(&runtime, Postgres(recorder), &options);
             (outcome, Some(database))
         }
     };
@@ -180,8 +180,9 @@ async fn storm<B: Backend>(backend: Arc<B>, options: Options, progress: Progress
 mod tests {
     use super::*;
     use crate::audit::Rule;
-    use crate::backend::{Id, Launched, Revoked};
     use async_tasks_recorder::{StateCounts, TaskState};
+    use async_tasks_recorder_harness::backend::{Launched, Revoked};
+    use async_tasks_recorder_harness::protocol::Id;
     use clap::Parser;
     use std::convert::Infallible;
     use std::future::Future;

@@ -5,11 +5,11 @@
 //! run's report too.
 
 use crate::audit::Evidence;
-use crate::backend::Id;
 use crate::options::Options;
 use crate::violation::{AuditRule, Violation};
 use crate::workload::{Latencies, Op, Outcomes};
 use async_tasks_recorder::TaskState;
+use async_tasks_recorder_harness::protocol::Id;
 use hdrhistogram::Histogram;
 use indicatif::{HumanCount, ProgressBar, ProgressState, ProgressStyle};
 use serde::Serialize;

@@ -4,7 +4,7 @@
 //! the JSON report carries beside its text, for scripts to match.
 
 use crate::audit::Rule;
-use crate::backend::Id;
+use async_tasks_recorder_harness::protocol::Id;
 use std::fmt;
 
 /// A rule as reports name it: [`id`](AuditRule::id) for scripts, the

@@ -3,10 +3,11 @@
 //! [`Backend`]. What the tasks did is kept in a [`Ledger`] beside the
 //! recorder, so the audit can compare the recorder's answers with the facts.
 
-use crate::backend::{Backend, Id, Launched, Revoked};
 use crate::options::Options;
 use async_tasks_recorder::TaskState;
 use async_tasks_recorder::sync::lock;
+use async_tasks_recorder_harness::backend::{Backend, Launched, Revoked};
+use async_tasks_recorder_harness::protocol::Id;
 use async_tasks_recorder_harness::support::{CatchUnwind, task_panic};
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
@@ -225,9 +226,10 @@ impl Ledger {
         )
     }
 
-    /// The number of ids in the ledger: `--ids`.
-    pub fn ids(&self) -> u64 {
-        self.effects.len() as u64
+    /// The number of ids in the ledger: `--ids`, which the options cap at
+    /// 10^8, well inside an [`Id`].
+    pub fn ids(&self) -> Id {
+        Id::try_from(self.effects.len()).unwrap_or(Id::MAX)
     }
 
     /// Counts a failed backend call, on `id` if it concerned one.
@@ -351,7 +353,7 @@ impl<B: Backend> Worker<B> {
     }
 
     async fn launch(&mut self) {
-        let id = self.rng.u64(0..self.options.ids);
+        let id = self.rng.u32(0..self.ledger.ids());
         let roll = self.rng.f64();
         let plan = if roll < self.options.panic_rate {
             Plan::Panic
@@ -395,7 +397,7 @@ impl<B: Backend> Worker<B> {
     }
 
     async fn query(&mut self) {
-        let id = self.rng.u64(0..self.options.ids);
+        let id = self.rng.u32(0..self.ledger.ids());
         let began = Instant::now();
         let answer = self.backend.query(id).await;
         record(&mut self.latencies, Op::Query, began);
@@ -409,7 +411,7 @@ impl<B: Backend> Worker<B> {
     }
 
     async fn revoke(&mut self) {
-        let id = self.rng.u64(0..self.options.ids);
+        let id = self.rng.u32(0..self.ledger.ids());
         let fails = self.rng.f64() < self.options.revoke_fail_rate;
         let revoke = revoke(self.ledger.clone(), id, fails);
         let began = Instant::now();
@@ -425,7 +427,7 @@ impl<B: Backend> Worker<B> {
     }
 
     async fn wait(&mut self) {
-        let id = self.rng.u64(0..self.options.ids);
+        let id = self.rng.u32(0..self.ledger.ids());
         let began = Instant::now();
         let answer = tokio::time::timeout(WAIT_LIMIT, self.backend.wait(id)).await;
         record(&mut self.latencies, Op::Wait, began);
