@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// What `Protocol::launch_block` answers: the task's output, or the refusal.
-pub(super) type Launched = Result<Result<(), ()>, TaskState>;
+pub(super) type LaunchAnswer = Result<Result<(), ()>, TaskState>;
 
 /// What `Protocol::revoke_block` answers: the revoke's output, or the refusal.
 pub(super) type Revoked = Result<Result<(), ()>, RevokeRefusal>;
@@ -32,7 +32,13 @@ pub(super) fn state_after(output: Result<(), ()>) -> TaskState {
 
 /// Launches `task` on `id` and runs it in place, noting when the call begins
 /// and what it answers.
-pub(super) fn launch<P, F>(protocol: &P, trace: &Trace, thread: &str, id: Id, task: F) -> Launched
+pub(super) fn launch<P, F>(
+    protocol: &P,
+    trace: &Trace,
+    thread: &str,
+    id: Id,
+    task: F,
+) -> LaunchAnswer
 where
     P: Protocol,
     F: Future<Output = Result<(), ()>> + Send,
@@ -114,7 +120,7 @@ pub(super) fn owned_launch<P, F>(
     protocol: &P,
     id: Id,
     task: F,
-) -> Pin<Box<impl Future<Output = Launched> + use<P, F>>>
+) -> Pin<Box<impl Future<Output = LaunchAnswer> + use<P, F>>>
 where
     P: Protocol,
     F: Future<Output = Result<(), ()>> + Send + 'static,

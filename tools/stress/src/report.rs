@@ -7,7 +7,7 @@
 use crate::audit::Evidence;
 use crate::options::Options;
 use crate::violation::{AuditRule, Violation};
-use crate::workload::{Latencies, Op, Outcomes};
+use crate::workload::{Latencies, Outcomes, TimedCall};
 use async_tasks_recorder::TaskState;
 use async_tasks_recorder_harness::protocol::Id;
 use hdrhistogram::Histogram;
@@ -108,21 +108,21 @@ impl LatencyTable {
     fn of(latencies: &Latencies) -> Self {
         let of = |op| latencies.get(&op).map(Percentiles::of).unwrap_or_default();
         Self {
-            launch: of(Op::Launch),
-            launch_block: of(Op::LaunchBlock),
-            query: of(Op::Query),
-            revoke: of(Op::Revoke),
-            wait: of(Op::Wait),
+            launch: of(TimedCall::Launch),
+            launch_block: of(TimedCall::LaunchBlock),
+            query: of(TimedCall::Query),
+            revoke: of(TimedCall::Revoke),
+            wait: of(TimedCall::Wait),
         }
     }
 
-    fn rows(&self) -> [(Op, &Percentiles); 5] {
+    fn rows(&self) -> [(TimedCall, &Percentiles); 5] {
         [
-            (Op::Launch, &self.launch),
-            (Op::LaunchBlock, &self.launch_block),
-            (Op::Query, &self.query),
-            (Op::Revoke, &self.revoke),
-            (Op::Wait, &self.wait),
+            (TimedCall::Launch, &self.launch),
+            (TimedCall::LaunchBlock, &self.launch_block),
+            (TimedCall::Query, &self.query),
+            (TimedCall::Revoke, &self.revoke),
+            (TimedCall::Wait, &self.wait),
         ]
     }
 }

@@ -39,7 +39,7 @@ enum Plan {
 
 /// The operations timed separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Op {
+pub enum TimedCall {
     Launch,
     LaunchBlock,
     Query,
@@ -47,16 +47,22 @@ pub enum Op {
     Wait,
 }
 
-impl Op {
-    pub const ALL: [Op; 5] = [Op::Launch, Op::LaunchBlock, Op::Query, Op::Revoke, Op::Wait];
+impl TimedCall {
+    pub const ALL: [TimedCall; 5] = [
+        TimedCall::Launch,
+        TimedCall::LaunchBlock,
+        TimedCall::Query,
+        TimedCall::Revoke,
+        TimedCall::Wait,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
-            Op::Launch => "launch",
-            Op::LaunchBlock => "launch_block",
-            Op::Query => "query",
-            Op::Revoke => "revoke",
-            Op::Wait => "wait",
+            TimedCall::Launch => "launch",
+            TimedCall::LaunchBlock => "launch_block",
+            TimedCall::Query => "query",
+            TimedCall::Revoke => "revoke",
+            TimedCall::Wait => "wait",
         }
     }
 }
@@ -253,10 +259,10 @@ impl Ledger {
 }
 
 /// Latency histograms of one worker, in nanoseconds.
-pub type Latencies = BTreeMap<Op, Histogram<u64>>;
+pub type Latencies = BTreeMap<TimedCall, Histogram<u64>>;
 
 pub fn new_latencies() -> Latencies {
-    Op::ALL
+    TimedCall::ALL
         .iter()
         .map(|op| {
             let histogram = Histogram::new_with_bounds(1, 600_000_000_000, 3)
@@ -266,7 +272,7 @@ pub fn new_latencies() -> Latencies {
         .collect()
 }
 
-fn record(latencies: &mut Latencies, op: Op, began: Instant) {
+fn record(latencies: &mut Latencies, op: TimedCall, began: Instant) {
     let nanos = u64::try_from(began.elapsed().as_nanos())
         .unwrap_or(u64::MAX)
         .max(1);
@@ -370,7 +376,7 @@ impl<B: Backend> Worker<B> {
         let op = if spawn {
             let answer = self.backend.launch(id, task(ledger, id, plan, None)).await;
             self.answered(id, answer);
-            Op::Launch
+            TimedCall::Launch
         } else if cancel {
             let task_began = AtomicBool::new(false);
             let task = task(ledger, id, plan, Some(&task_began));
@@ -382,7 +388,7 @@ impl<B: Backend> Worker<B> {
                 Poll::Pending => add(&self.tally().abandoned),
                 Poll::Ready(answer) => self.answered(id, answer),
             }
-            Op::LaunchBlock
+            TimedCall::LaunchBlock
         } else {
             let task = task(ledger, id, plan, None);
             let launched = CatchUnwind::new(self.backend.launch_block(id, task));
@@ -391,7 +397,7 @@ impl<B: Backend> Worker<B> {
                 // The task's panic came through: the launch was accepted.
                 Err(_) => add(&self.tally().accepted),
             }
-            Op::LaunchBlock
+            TimedCall::LaunchBlock
         };
         record(&mut self.latencies, op, began);
     }
@@ -400,7 +406,7 @@ impl<B: Backend> Worker<B> {
         let id = self.rng.u32(0..self.ledger.ids());
         let began = Instant::now();
         let answer = self.backend.query(id).await;
-        record(&mut self.latencies, Op::Query, began);
+        record(&mut self.latencies, TimedCall::Query, began);
         match answer {
             Ok(state) => {
                 std::hint::black_box(state);
@@ -416,7 +422,7 @@ impl<B: Backend> Worker<B> {
         let revoke = revoke(self.ledger.clone(), id, fails);
         let began = Instant::now();
         let answer = self.backend.revoke_block(id, revoke).await;
-        record(&mut self.latencies, Op::Revoke, began);
+        record(&mut self.latencies, TimedCall::Revoke, began);
         let tally = self.tally();
         match answer {
             Ok(Revoked::Done) => add(&tally.revokes_done),
@@ -430,7 +436,7 @@ impl<B: Backend> Worker<B> {
         let id = self.rng.u32(0..self.ledger.ids());
         let began = Instant::now();
         let answer = tokio::time::timeout(WAIT_LIMIT, self.backend.wait(id)).await;
-        record(&mut self.latencies, Op::Wait, began);
+        record(&mut self.latencies, TimedCall::Wait, began);
         match answer {
             Ok(Ok(_)) => add(&self.tally().waits),
             Ok(Err(error)) => self.ledger.backend_error(Some(id), error),
