@@ -12,6 +12,18 @@ use std::time::Duration;
 /// Task ids in the checkers.
 pub type Id = u32;
 
+/// How a task or a revoke that a checker hands the protocol ends.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum End {
+    Ok,
+    Err,
+    /// The task panics (no checker makes a revoke panic).
+    Panic,
+    /// Dropped part-way: its caller drops `launch_block` (the concurrent
+    /// schedules), or a runtime shutdown drops it (the model test).
+    Cancel,
+}
+
 /// The operations the checkers drive. Tasks and revokes return `Result<(), ()>`.
 pub trait Protocol: Clone + Send + Sync + 'static {
     /// A name for reports.

@@ -1,10 +1,11 @@
 //! The actors of a concurrent run: launchers, revokers and observers of one
 //! id, each logging its operations and side effects to the run's history.
 
-use super::schedule::{Attempt, End, Pause, Read, Revoke};
+use super::schedule::{Attempt, Pause, Read, Revoke};
 use super::wakes::Wakes;
 use crate::history::{Effect, History};
 use crate::operation::Operation;
+use crate::protocol::End;
 use crate::protocol::Id;
 use crate::subject::Subject;
 use crate::support::{CatchUnwind, lock, task_panic};

@@ -22,10 +22,11 @@ pub mod properties;
 pub mod schedule;
 mod wakes;
 
+pub use crate::protocol::End;
 pub use properties::{Property, Violation};
 pub use schedule::{
-    ABRUPT, Actors, Attempt, End, Endings, FAILING, GRACEFUL, Pause, Read, Revoke, Schedule,
-    schedule, table, wait_storm,
+    ABRUPT, Actors, Attempt, Endings, FAILING, GRACEFUL, Pause, Read, Revoke, Schedule, schedule,
+    table, wait_storm,
 };
 
 use crate::bounded::{BOUND, WATCHDOG, Watchdog};

@@ -2,6 +2,7 @@
 //! of each id does, the proptest strategies that draw them, and their table
 //! for reports.
 
+use crate::protocol::End;
 use proptest::prelude::*;
 use std::time::Duration;
 
@@ -44,15 +45,6 @@ impl Pause {
             Pause::Sleep(ms) => tokio::time::sleep(Duration::from_millis(ms.into())).await,
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum End {
-    Ok,
-    Err,
-    Panic,
-    /// The caller drops `launch_block` part-way (only for `launch_block`).
-    Cancel,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -16,9 +16,10 @@ pub mod model;
 pub mod reference;
 mod sut;
 
+pub use crate::protocol::End;
 pub use mismatch::{Kind, Mismatch};
 pub use model::Model;
-pub use reference::{End, IDS, Launcher, Phases, Spec, Step};
+pub use reference::{IDS, Launcher, Phases, Spec, Step};
 pub use sut::Sut;
 
 use crate::subject::Subject;

@@ -2,9 +2,10 @@
 //! against the reference phases before and after it.
 
 use super::mismatch::{Kind, expect};
-use super::reference::{End, IDS, Phases, Spec, Step, ids_in};
+use super::reference::{IDS, Phases, Spec, Step, ids_in};
 use super::sut::{Sut, runtime};
 use crate::bounded::{WATCHDOG, Watchdog};
+use crate::protocol::End;
 use crate::protocol::Id;
 use crate::subject::Subject;
 use crate::support;

@@ -2,7 +2,7 @@
 //! the strategies that draw them, and one `Phase` per id moved by
 //! `spec::step` alone.
 
-use crate::protocol::Id;
+use crate::protocol::{End, Id};
 use async_tasks_recorder::TaskState;
 use async_tasks_recorder::spec::{self, Op, Outcome, Phase};
 use proptest::prelude::*;
@@ -19,17 +19,6 @@ pub enum Launcher {
     Spawned,
     /// `launch_block`, itself in a spawned task.
     Block,
-}
-
-/// How a running task or revoke ends.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum End {
-    Ok,
-    Err,
-    /// The task panics (not generated for revokes).
-    Panic,
-    /// Dropped part-way by a runtime shutdown.
-    Cancel,
 }
 
 impl End {

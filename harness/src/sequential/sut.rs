@@ -2,8 +2,9 @@
 //! revokes it runs, and its pending waiters.
 
 use super::mismatch::{Kind, expect};
-use super::reference::{End, Launcher, Phases};
+use super::reference::{Launcher, Phases};
 use crate::bounded::Watchdog;
+use crate::protocol::End;
 use crate::protocol::Id;
 use crate::subject::{Subject, spawn_until_started};
 use crate::support::task_panic;
