@@ -3,7 +3,7 @@
 //! [`Evidence`]; [`check`], a pure function, compares them and names the
 //! ids behind each broken promise.
 
-use crate::violation::{AuditRule, Violation};
+use crate::violation::{self, AuditRule};
 use crate::workload::{BadRevoke, Ledger, Outcomes, WAIT_LIMIT};
 use async_tasks_recorder::{StateCounts, TaskState};
 use async_tasks_recorder_harness::backend::Backend;
@@ -11,6 +11,9 @@ use async_tasks_recorder_harness::protocol::Id;
 use std::collections::BTreeSet;
 use std::fmt;
 use tokio::time::Instant;
+
+/// A broken promise of the storm, naming its ids.
+pub type Violation = violation::Violation<Rule, Id>;
 
 /// A state an id can be listed in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

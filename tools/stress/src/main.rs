@@ -31,20 +31,21 @@
 //! async calls that may fail), which every in-memory subject implements.
 //! Modules: [`options`] (the command line and its ranges), [`workload`] (the
 //! storm and its ledger), [`audit`] (the invariant checks), [`violation`]
-//! (what every audit reports), [`report`], [`postgres`] (the multi-process
+//! (what every audit reports), [`report`], [`runtime`], [`postgres`] (the multi-process
 //! run with its faults).
 
 mod audit;
 mod options;
 mod postgres;
 mod report;
+mod runtime;
 mod violation;
 mod workload;
 
 use crate::audit::Evidence;
+use crate::audit::Violation;
 use crate::options::{BackendKind, Options};
 use crate::report::{Facts, Report, Setup};
-use crate::violation::Violation;
 use crate::workload::{Finished, Ledger};
 use async_tasks_recorder::AsyncTasksRecorder;
 use async_tasks_recorder_harness::backend::Backend;
@@ -65,26 +66,13 @@ fn main() -> ExitCode {
     in_process(options)
 }
 
-/// A multi-threaded runtime with `threads` threads, timers and I/O; on
-/// failure, says why and gives the exit code.
-fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .map_err(|error| {
-            eprintln!("cannot start the runtime with {threads} threads: {error}");
-            ExitCode::FAILURE
-        })
-}
-
 /// The storm and its audit in this process: on the in-memory recorder, or
 /// on one PostgreSQL recorder (`--backend postgres` with one process and
 /// no fault).
 fn in_process(options: Options) -> ExitCode {
     workload::silence_deliberate_panics();
     let threads = options.threads();
-    let runtime = match runtime(threads) {
+    let runtime = match runtime::start(threads) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };

@@ -4,7 +4,7 @@
 //! [`Verdict`] with its [`ViolationReport`]s) are used by the PostgreSQL
 //! run's report too.
 
-use crate::audit::Evidence;
+use crate::audit::{self, Evidence};
 use crate::options::Options;
 use crate::violation::{AuditRule, Violation};
 use crate::workload::{Latencies, Outcomes, TimedCall};
@@ -254,7 +254,7 @@ pub struct Facts<'a> {
     pub latencies: &'a Latencies,
     pub evidence: &'a Evidence,
     pub first_backend_error: Option<String>,
-    pub violations: &'a [Violation],
+    pub violations: &'a [audit::Violation],
 }
 
 impl Report {
@@ -374,7 +374,7 @@ mod tests {
     fn a_verdict_names_each_rule_by_id_and_text_with_its_first_ids() {
         use crate::audit::Rule;
         let lost = Violation::named(Rule::SuccessWithoutEffect, (0..60).collect());
-        let violations: Vec<Violation> = lost.into_iter().collect();
+        let violations: Vec<audit::Violation> = lost.into_iter().collect();
         let verdict = Verdict::new(&violations, JSON_IDS, true);
         assert!(!verdict.passed);
         let reported = &verdict.violations[0];
@@ -382,7 +382,7 @@ mod tests {
         assert_eq!(reported.text, Rule::SuccessWithoutEffect.to_string());
         assert_eq!((reported.count, reported.ids.len()), (60, JSON_IDS));
         assert_eq!(reported.ids_shown(3), "0, 1, 2");
-        let none: [Violation; 0] = [];
+        let none: [audit::Violation; 0] = [];
         assert!(Verdict::new(&none, JSON_IDS, true).passed);
         assert!(!Verdict::new(&none, JSON_IDS, false).passed);
     }

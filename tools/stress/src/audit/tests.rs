@@ -3,6 +3,8 @@
 //! ids it names.
 
 use super::*;
+use crate::violation::AuditRule;
+use crate::violation::tests::assert_distinct_snake_case_ids;
 use TaskState::{Failed, NotFound, Success, Working};
 
 /// A consistent record of a quiet run: one success per `Success` id,
@@ -248,4 +250,37 @@ fn every_broken_rule_is_reported_once() {
         ]
     );
     assert_eq!(check(&evidence)[0].ids, [3, 7]);
+}
+
+#[test]
+fn every_rule_of_the_storm_has_its_own_snake_case_id() {
+    let rules = [
+        Rule::DoubleSuccessAtRevoke,
+        Rule::RevokedWithoutEffect,
+        Rule::DoubleSuccess,
+        Rule::SuccessWithoutEffect,
+        Rule::EffectWithoutSuccess,
+        Rule::Wedged,
+        Rule::HungWait,
+        Rule::WorkingAfterDrain,
+        Rule::ListingDiffers(Listed::Success),
+        Rule::CountDiffers {
+            state: Listed::Failed,
+            counted: 3,
+            queried: 2,
+        },
+        Rule::RecordedDiffers {
+            recorded: 7,
+            queried: 6,
+        },
+        Rule::LaunchesUnaccounted {
+            accepted: 7,
+            ended: 6,
+        },
+        Rule::LaunchRefusedOther { count: 2 },
+        Rule::BackendErrors { count: 1 },
+        Rule::WorkersCrashed { count: 1 },
+    ];
+    let rules: Vec<&dyn AuditRule> = rules.iter().map(|r| r as &dyn AuditRule).collect();
+    assert_distinct_snake_case_ids(&rules);
 }

@@ -4,6 +4,7 @@
 //! report.
 
 use super::DEFAULT_SECS;
+use super::audit::PgViolation;
 use super::audit::{self, PgRule};
 use super::database::{COORDINATOR_APP, Database};
 use super::faults::{Injector, Targets};
@@ -11,7 +12,6 @@ use super::report::{Facts, PostgresReport};
 use super::totals::Totals;
 use super::workers::Workers;
 use crate::options::Options;
-use crate::violation::Violation;
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -75,7 +75,7 @@ pub fn run(runtime: &tokio::runtime::Runtime, options: Options) -> Result<ExitCo
         unmet_faults.push("no success acknowledged: the run exercised nothing".into());
     }
     if !unmet_faults.is_empty() {
-        violations.push(Violation::total(PgRule::FaultNotExercised));
+        violations.push(PgViolation::total(PgRule::FaultNotExercised));
     }
     let report = PostgresReport::new(Facts {
         options: &options,

@@ -78,7 +78,7 @@ pub fn run_as_worker() -> Option<ExitCode> {
 
 /// `run` on a fresh runtime; an error is printed and fails the process.
 fn entered(run: impl FnOnce(&tokio::runtime::Runtime) -> Result<ExitCode, String>) -> ExitCode {
-    let runtime = match crate::runtime(THREADS) {
+    let runtime = match crate::runtime::start(THREADS) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
