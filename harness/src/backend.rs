@@ -4,8 +4,9 @@
 //! Every [`Subject`] is a [`Backend`] that never fails, so the in-memory
 //! recorder, the known-bad protocols and the mutants are adapted once, as
 //! subjects, and run the storm unchanged. A recorder kept elsewhere
-//! implements [`Backend`] itself: the PostgreSQL recorder does so in
-//! [`postgres`] (feature `postgres`).
+//! implements [`Backend`] itself, where it is driven: the PostgreSQL
+//! recorder's adapter is the stress run's (`tools/stress/src/postgres/backend.rs`),
+//! so this crate never builds a database client.
 
 use crate::protocol::Id;
 use crate::subject::Subject;
@@ -147,6 +148,3 @@ impl Launched {
         }
     }
 }
-
-#[cfg(feature = "postgres")]
-pub mod postgres;

@@ -27,8 +27,9 @@
 //! `--terminate-every`, `--crash-every`) and the audit is read from the
 //! database: see [`postgres`].
 //!
-//! Modules: [`options`] (the command line and its ranges), [`backend`] (the
-//! recorder operations the run drives, as a trait), [`workload`] (the
+//! The run drives the harness's `Backend` trait (the recorder operations as
+//! async calls that may fail), which every in-memory subject implements.
+//! Modules: [`options`] (the command line and its ranges), [`workload`] (the
 //! storm and its ledger), [`audit`] (the invariant checks), [`violation`]
 //! (what every audit reports), [`report`], [`postgres`] (the multi-process
 //! run with its faults).
@@ -47,7 +48,6 @@ use crate::violation::Violation;
 use crate::workload::{Finished, Ledger};
 use async_tasks_recorder::AsyncTasksRecorder;
 use async_tasks_recorder_harness::backend::Backend;
-use async_tasks_recorder_harness::backend::postgres::Postgres;
 use indicatif::ProgressBar;
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -101,7 +101,7 @@ fn in_process(options: Options) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let outcome = storm_on(&runtime, Postgres(recorder), &options);
+            let outcome = storm_on(&runtime, postgres::Postgres(recorder), &options);
             (outcome, Some(database))
         }
     };

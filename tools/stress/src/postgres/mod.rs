@@ -18,9 +18,11 @@
 //! process's loops) and its [`counters`], [`message`] (the contract
 //! between the two), [`totals`] (the messages merged), [`faults`] (the
 //! fault injector), [`sabotage`] (the known-bad protocols), [`database`]
-//! (connections and schema), [`audit`] and [`report`].
+//! (connections and schema), [`audit`] and [`report`]; [`backend`] is the
+//! recorder as the harness's `Backend`, for the in-process storm.
 
 mod audit;
+mod backend;
 mod coordinator;
 mod counters;
 mod database;
@@ -34,6 +36,7 @@ mod workers;
 
 use crate::options::Options;
 use async_tasks_recorder_pg::PgRecorder;
+pub use backend::Postgres;
 use database::Database;
 use std::process::ExitCode;
 use std::time::Duration;

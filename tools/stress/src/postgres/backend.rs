@@ -1,10 +1,10 @@
-//! The PostgreSQL recorder as a [`Backend`], so the stress run's in-process
+//! The PostgreSQL recorder as the harness's [`Backend`], so the in-process
 //! storm and its audit run on it too (`--backend postgres --processes 1`).
 //! Errors are the backend's own, as text naming the call and the id.
 
-use super::{Backend, Launched, Revoked};
-use crate::protocol::Id;
 use async_tasks_recorder::{StateCounts, TaskState};
+use async_tasks_recorder_harness::backend::{Backend, Launched, Revoked};
+use async_tasks_recorder_harness::protocol::Id;
 use async_tasks_recorder_pg::{Finish, PgRecorder, Refused};
 use std::future::Future;
 
