@@ -53,6 +53,12 @@ async fn err() -> Result<(), ()> {
     Err(())
 }
 
+/// A task (or compensation) that panics when first polled, naming `what`
+/// in its message.
+async fn panics(what: &'static str) -> Result<(), ()> {
+    panic!("{what} panicked on purpose")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_launched_task_is_working_then_success() {
     let recorder = Recorder::new();
@@ -143,15 +149,7 @@ async fn launch_block_returns_the_task_output() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spawned_task_that_panics_ends_failed_and_can_be_retried() {
     let recorder = Recorder::new();
-    recorder
-        .launch(4, async {
-            if true {
-                panic!("task panicked on purpose");
-            }
-            Ok::<(), ()>(())
-        })
-        .await
-        .accepted();
+    recorder.launch(4, panics("task")).await.accepted();
     assert_eq!(within(4, recorder.wait(&4)).await, TaskState::Failed);
     recorder.launch(4, ok()).await.accepted();
     assert_eq!(within(4, recorder.wait(&4)).await, TaskState::Success);
@@ -162,17 +160,7 @@ async fn a_launch_block_that_panics_ends_failed_and_the_panic_reaches_the_caller
     let recorder = Recorder::new();
     let caller = {
         let recorder = recorder.clone();
-        tokio::spawn(async move {
-            recorder
-                .launch_block(5, async {
-                    if true {
-                        panic!("task panicked on purpose");
-                    }
-                    Ok::<(), ()>(())
-                })
-                .await
-                .is_ok()
-        })
+        tokio::spawn(async move { recorder.launch_block(5, panics("task")).await.is_ok() })
     };
     assert!(within(5, caller).await.unwrap_err().is_panic());
     assert_eq!(recorder.query_task_state(&5).await, TaskState::Failed);
@@ -351,12 +339,7 @@ async fn a_revoke_that_fails_panics_or_is_cancelled_leaves_success_and_revocable
         let recorder = recorder.clone();
         tokio::spawn(async move {
             recorder
-                .revoke_task_block(1, async {
-                    if true {
-                        panic!("revoke panicked on purpose");
-                    }
-                    Ok::<(), ()>(())
-                })
+                .revoke_task_block(1, panics("revoke"))
                 .await
                 .is_ok()
         })

@@ -1,14 +1,16 @@
 //! The calls every loom model makes: each protocol operation, noted in the
-//! trace when it begins and with what it answers, and the tasks and checks
-//! the models share.
+//! trace when it begins and with what it answers, and the tasks, setups and
+//! checks the models share.
 
 use super::loom_blocking::block_on;
 use super::loom_harness::{Trace, violation};
 use super::protocols::{Id, Protocol};
 use async_tasks_recorder::TaskState;
 use async_tasks_recorder::spec::RevokeRefusal;
+use async_tasks_recorder_harness::support::poll_once;
 use loom::sync::Arc;
 use loom::sync::atomic::AtomicBool;
+use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -32,40 +34,30 @@ pub(super) fn state_after(output: Result<(), ()>) -> TaskState {
 
 /// Launches `task` on `id` and runs it in place, noting when the call begins
 /// and what it answers.
-pub(super) fn launch<P, F>(
+pub(super) fn launch<P: Protocol>(
     protocol: &P,
     trace: &Trace,
     thread: &str,
     id: Id,
-    task: F,
-) -> LaunchAnswer
-where
-    P: Protocol,
-    F: Future<Output = Result<(), ()>> + Send,
-{
-    trace.note(thread, format_args!("launch {id} begins"));
-    let launched = block_on(protocol.launch_block(id, task));
-    trace.note(thread, format_args!("launch {id} -> {launched:?}"));
-    launched
+    task: impl Future<Output = Result<(), ()>> + Send,
+) -> LaunchAnswer {
+    noted(trace, thread, "launch", id, || {
+        protocol.launch_block(id, task)
+    })
 }
 
 /// Revokes `id` with `compensation`, noting when the call begins and what it
 /// answers.
-pub(super) fn revoke<P, F>(
+pub(super) fn revoke<P: Protocol>(
     protocol: &P,
     trace: &Trace,
     thread: &str,
     id: Id,
-    compensation: F,
-) -> Revoked
-where
-    P: Protocol,
-    F: Future<Output = Result<(), ()>> + Send,
-{
-    trace.note(thread, format_args!("revoke {id} begins"));
-    let revoked = block_on(protocol.revoke_block(id, compensation));
-    trace.note(thread, format_args!("revoke {id} -> {revoked:?}"));
-    revoked
+    compensation: impl Future<Output = Result<(), ()>> + Send,
+) -> Revoked {
+    noted(trace, thread, "revoke", id, || {
+        protocol.revoke_block(id, compensation)
+    })
 }
 
 /// Queries `id`, noting when the call begins and what it answers.
@@ -78,10 +70,26 @@ pub(super) fn query<P: Protocol>(protocol: &P, trace: &Trace, thread: &str, id: 
 
 /// Waits on `id`, noting when the call begins and what it answers.
 pub(super) fn wait<P: Protocol>(protocol: &P, trace: &Trace, thread: &str, id: Id) -> TaskState {
-    trace.note(thread, format_args!("wait {id} begins"));
-    let state = block_on(protocol.wait(id));
-    trace.note(thread, format_args!("wait {id} -> {state:?}"));
-    state
+    noted(trace, thread, "wait", id, || protocol.wait(id))
+}
+
+/// Makes the call of `operation` on `id` and runs it in place, noting when
+/// it begins and what it answers: the shape of every blocking call above.
+fn noted<F>(
+    trace: &Trace,
+    thread: &str,
+    operation: &str,
+    id: Id,
+    call: impl FnOnce() -> F,
+) -> F::Output
+where
+    F: Future,
+    F::Output: Debug,
+{
+    trace.note(thread, format_args!("{operation} {id} begins"));
+    let answer = block_on(call());
+    trace.note(thread, format_args!("{operation} {id} -> {answer:?}"));
+    answer
 }
 
 /// A task that is pending on its first poll and ends with `output` on the
@@ -127,6 +135,41 @@ where
 {
     let protocol = protocol.clone();
     Box::pin(async move { protocol.launch_block(id, task).await })
+}
+
+/// A fresh protocol in which `ID` has succeeded: the setup of every model
+/// that starts from a `Success` id. Fails the model unless the launch
+/// answered `Ok(Ok(()))`.
+pub(super) fn succeeded<P: Protocol + Default>(trace: &Trace) -> P {
+    let protocol = P::default();
+    let first = launch(&protocol, trace, "setup", ID, async { Ok(()) });
+    if first != Ok(Ok(())) {
+        violation(
+            trace,
+            format_args!("{}: the first launch answered {first:?}", P::NAME),
+        );
+    }
+    protocol
+}
+
+/// A launch of a fresh `id`, accepted and polled once: its task, pending,
+/// holds the id `Working`, and ends with `output` when the returned launch
+/// is polled again (in another thread, say). Fails the model if the first
+/// poll did not leave the task pending.
+pub(super) fn pending_launch<P: Protocol>(
+    protocol: &P,
+    trace: &Trace,
+    id: Id,
+    output: Result<(), ()>,
+) -> Pin<Box<impl Future<Output = LaunchAnswer> + use<P>>> {
+    let mut launching = owned_launch(protocol, id, YieldOnce::new(output));
+    if poll_once(launching.as_mut()).is_ready() {
+        violation(
+            trace,
+            format_args!("{}: a launch of a fresh id did not run its task", P::NAME),
+        );
+    }
+    launching
 }
 
 /// Checks that an observer's reads of one id walk forward along `timeline`,

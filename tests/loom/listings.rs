@@ -1,16 +1,17 @@
 //! Loom models of listings: a listing against transitions of every state
 //! (model 7), and a listing of `Failed` against relaunches (model 9).
 
-use super::calls::{YieldOnce, flag, launch, owned_launch, query, wait};
+use super::calls::{LaunchAnswer, flag, launch, pending_launch, query, wait};
 use super::loom_blocking::block_on;
 use super::loom_harness::{Trace, violation};
 use super::protocols::{Id, Protocol};
 use async_tasks_recorder::TaskState;
-use async_tasks_recorder_harness::support::poll_once;
 use loom::sync::Arc;
 use loom::sync::atomic::AtomicBool;
 use loom::sync::atomic::Ordering::{Acquire, Release};
 use loom::thread;
+use std::future::Future;
+use std::iter;
 
 // ---------------------------------------------------------------------------
 // Model 7: listing ‖ transitions
@@ -48,6 +49,142 @@ impl Path {
     }
 }
 
+/// Lists `listed_state` while the ids move along `paths`, and checks the
+/// listing against them: each id listed at most once, only if it was in
+/// `listed_state` at some moment during the listing (`earliest..=latest`,
+/// read before and after the call), and always if it stayed in
+/// `listed_state` throughout; no id off the paths.
+fn list_along<P: Protocol>(protocol: &P, trace: &Trace, paths: &[Path], listed_state: TaskState) {
+    let name = P::NAME;
+    let earliest: Vec<usize> = paths.iter().map(Path::earliest).collect();
+    let listed = protocol.list(listed_state);
+    trace.note("main", format_args!("list {listed_state:?} -> {listed:?}"));
+    let latest: Vec<usize> = paths.iter().map(Path::latest).collect();
+    for (n, path) in paths.iter().enumerate() {
+        let during = &path.states[earliest[n]..=latest[n]];
+        let shown = listed.iter().filter(|&&id| id == path.id).count();
+        if shown > 1 || (shown == 1 && !during.contains(&listed_state)) {
+            violation(
+                trace,
+                format_args!(
+                    "{name}: a listing of {listed_state:?} showed id {} {shown} time(s); \
+                     during the listing it was only {during:?}",
+                    path.id
+                ),
+            );
+        }
+        if shown == 0 && during == [listed_state] {
+            violation(
+                trace,
+                format_args!(
+                    "{name}: a listing of {listed_state:?} missed id {}, which stayed \
+                     {listed_state:?} throughout",
+                    path.id
+                ),
+            );
+        }
+    }
+    if let Some(stranger) = listed.iter().find(|id| !paths.iter().any(|p| p.id == **id)) {
+        violation(
+            trace,
+            format_args!(
+                "{name}: a listing of {listed_state:?} showed id {stranger}, never launched"
+            ),
+        );
+    }
+}
+
+/// The mover thread of the listing models, before it starts: it finishes
+/// the pending launch of `finishes`, then relaunches `relaunches` (the same
+/// id or another) with a task that ends with `relaunch_output`. Its flags
+/// bracket each step it takes, for the [`Path`]s of the ids it moves.
+struct Mover {
+    finishes: Id,
+    relaunches: Id,
+    relaunch_output: Result<(), ()>,
+    finish_starts: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
+    relaunch_starts: Arc<AtomicBool>,
+    relaunch_runs: Arc<AtomicBool>,
+    relaunched: Arc<AtomicBool>,
+}
+
+impl Mover {
+    fn new(finishes: Id, relaunches: Id, relaunch_output: Result<(), ()>) -> Self {
+        Mover {
+            finishes,
+            relaunches,
+            relaunch_output,
+            finish_starts: flag(),
+            finished: flag(),
+            relaunch_starts: flag(),
+            relaunch_runs: flag(),
+            relaunched: flag(),
+        }
+    }
+
+    /// The finish of `finishes` (Working → its task's end).
+    fn finish_step(&self) -> Step {
+        Step {
+            may_start: self.finish_starts.clone(),
+            done: self.finished.clone(),
+        }
+    }
+
+    /// The relaunch of `relaunches`: into `Working`, then to its task's end.
+    fn relaunch_steps(&self) -> [Step; 2] {
+        [
+            Step {
+                may_start: self.relaunch_starts.clone(),
+                done: self.relaunch_runs.clone(),
+            },
+            // The finish follows the task, which sets `relaunch_runs` last.
+            Step {
+                may_start: self.relaunch_runs.clone(),
+                done: self.relaunched.clone(),
+            },
+        ]
+    }
+
+    /// Starts the thread, which resumes `finishing` (the pending launch of
+    /// `finishes`) and answers what the finish and the relaunch answered.
+    fn spawn<P: Protocol>(
+        self,
+        protocol: &P,
+        trace: &Trace,
+        finishing: impl Future<Output = LaunchAnswer> + Send + 'static,
+    ) -> thread::JoinHandle<[LaunchAnswer; 2]> {
+        let Mover {
+            finishes,
+            relaunches,
+            relaunch_output,
+            finish_starts,
+            finished,
+            relaunch_starts,
+            relaunch_runs,
+            relaunched,
+        } = self;
+        let (protocol, trace) = (protocol.clone(), trace.clone());
+        thread::spawn(move || {
+            finish_starts.store(true, Release);
+            trace.note("M", format_args!("resumes task {finishes}"));
+            let finish = block_on(finishing);
+            trace.note(
+                "M",
+                format_args!("task {finishes} ended, launch -> {finish:?}"),
+            );
+            finished.store(true, Release);
+            relaunch_starts.store(true, Release);
+            let relaunch = launch(&protocol, &trace, "M", relaunches, async move {
+                relaunch_runs.store(true, Release);
+                relaunch_output
+            });
+            relaunched.store(true, Release);
+            [finish, relaunch]
+        })
+    }
+}
+
 /// Ids in Success, Working and Failed; while a mover thread finishes the
 /// `Working` one (Working → Success) and relaunches the `Failed` one
 /// (Failed → Working → Success), the main thread lists each state. For every
@@ -67,16 +204,9 @@ pub(super) fn listing_during_transitions<P: Protocol + Default>(trace: &Trace) {
             format_args!("{name}: the setup launches answered {setup:?}"),
         );
     }
-    let mut finishing = owned_launch(&protocol, finishes, YieldOnce::new(Ok(())));
-    if poll_once(finishing.as_mut()).is_ready() {
-        violation(
-            trace,
-            format_args!("{name}: a launch of a fresh id did not run its task"),
-        );
-    }
+    let finishing = pending_launch(&protocol, trace, finishes, Ok(()));
 
-    let (finish_starts, finished) = (flag(), flag());
-    let (relaunch_starts, relaunch_runs, relaunched) = (flag(), flag(), flag());
+    let mover = Mover::new(finishes, relaunches, Ok(()));
     let paths = [
         Path {
             id: stays,
@@ -86,82 +216,17 @@ pub(super) fn listing_during_transitions<P: Protocol + Default>(trace: &Trace) {
         Path {
             id: finishes,
             states: vec![TaskState::Working, TaskState::Success],
-            steps: vec![Step {
-                may_start: finish_starts.clone(),
-                done: finished.clone(),
-            }],
+            steps: vec![mover.finish_step()],
         },
         Path {
             id: relaunches,
             states: vec![TaskState::Failed, TaskState::Working, TaskState::Success],
-            steps: vec![
-                Step {
-                    may_start: relaunch_starts.clone(),
-                    done: relaunch_runs.clone(),
-                },
-                // The finish follows the task, which sets `relaunch_runs` last.
-                Step {
-                    may_start: relaunch_runs.clone(),
-                    done: relaunched.clone(),
-                },
-            ],
+            steps: mover.relaunch_steps().into(),
         },
     ];
-    let mover = {
-        let (protocol, trace) = (protocol.clone(), trace.clone());
-        thread::spawn(move || {
-            finish_starts.store(true, Release);
-            trace.note("M", format_args!("resumes task {finishes}"));
-            let finish = block_on(finishing);
-            trace.note(
-                "M",
-                format_args!("task {finishes} ended, launch -> {finish:?}"),
-            );
-            finished.store(true, Release);
-            relaunch_starts.store(true, Release);
-            let relaunch = launch(&protocol, &trace, "M", relaunches, async move {
-                relaunch_runs.store(true, Release);
-                Ok(())
-            });
-            relaunched.store(true, Release);
-            [finish, relaunch]
-        })
-    };
+    let mover = mover.spawn(&protocol, trace, finishing);
     for listed_state in [TaskState::Success, TaskState::Working, TaskState::Failed] {
-        let earliest = paths.each_ref().map(Path::earliest);
-        let listed = protocol.list(listed_state);
-        trace.note("main", format_args!("list {listed_state:?} -> {listed:?}"));
-        let latest = paths.each_ref().map(Path::latest);
-        for (n, path) in paths.iter().enumerate() {
-            let during = &path.states[earliest[n]..=latest[n]];
-            let shown = listed.iter().filter(|&&id| id == path.id).count();
-            if shown > 1 || (shown == 1 && !during.contains(&listed_state)) {
-                violation(
-                    trace,
-                    format_args!(
-                        "{name}: a listing of {listed_state:?} showed id {} {shown} time(s); \
-                         during the listing it was only {during:?}",
-                        path.id
-                    ),
-                );
-            }
-            if shown == 0 && during == [listed_state] {
-                violation(
-                    trace,
-                    format_args!(
-                        "{name}: a listing of {listed_state:?} missed id {}, which stayed \
-                         {listed_state:?} throughout",
-                        path.id
-                    ),
-                );
-            }
-        }
-        if let Some(stranger) = listed.iter().find(|id| !paths.iter().any(|p| p.id == **id)) {
-            violation(
-                trace,
-                format_args!("{name}: a listing showed id {stranger}, never launched"),
-            );
-        }
+        list_along(&protocol, trace, &paths, listed_state);
     }
     let launched = mover.join().unwrap();
     if launched != [Ok(Ok(())), Ok(Ok(()))] {
@@ -173,50 +238,8 @@ pub(super) fn listing_during_transitions<P: Protocol + Default>(trace: &Trace) {
 }
 
 // ---------------------------------------------------------------------------
-// Model 8: failed listing ‖ launch-fail-relaunch
+// Model 9: failed listing ‖ relaunches
 // ---------------------------------------------------------------------------
-
-/// Checks one listing of `Failed` against the ids' paths: each id listed at
-/// most once, only if it was `Failed` at some moment during the listing
-/// (`earliest..=latest`), and always if it was `Failed` throughout.
-pub(super) fn check_failed_listing(
-    trace: &Trace,
-    name: &str,
-    listed: &[Id],
-    paths: &[Path],
-    earliest: &[usize],
-    latest: &[usize],
-) {
-    for (n, path) in paths.iter().enumerate() {
-        let during = &path.states[earliest[n]..=latest[n]];
-        let shown = listed.iter().filter(|&&id| id == path.id).count();
-        if shown > 1 || (shown == 1 && !during.contains(&TaskState::Failed)) {
-            violation(
-                trace,
-                format_args!(
-                    "{name}: a listing of Failed showed id {} {shown} time(s); \
-                     during the listing it was only {during:?}",
-                    path.id
-                ),
-            );
-        }
-        if shown == 0 && during == [TaskState::Failed] {
-            violation(
-                trace,
-                format_args!(
-                    "{name}: a listing of Failed missed id {}, which stayed Failed throughout",
-                    path.id
-                ),
-            );
-        }
-    }
-    if let Some(stranger) = listed.iter().find(|id| !paths.iter().any(|p| p.id == **id)) {
-        violation(
-            trace,
-            format_args!("{name}: a listing of Failed showed id {stranger}, never launched"),
-        );
-    }
-}
 
 /// The failed-id index under transitions into and out of `Failed`. One id
 /// stays `Failed`; another is `Working`. A mover thread finishes it with
@@ -237,16 +260,9 @@ pub(super) fn failed_listing_during_relaunches<P: Protocol + Default>(trace: &Tr
             format_args!("{name}: the setup launch answered {setup:?}"),
         );
     }
-    let mut finishing = owned_launch(&protocol, cycles, YieldOnce::new(Err(())));
-    if poll_once(finishing.as_mut()).is_ready() {
-        violation(
-            trace,
-            format_args!("{name}: a launch of a fresh id did not run its task"),
-        );
-    }
+    let finishing = pending_launch(&protocol, trace, cycles, Err(()));
 
-    let (finish_starts, finished) = (flag(), flag());
-    let (relaunch_starts, relaunch_runs, relaunched) = (flag(), flag(), flag());
+    let mover = Mover::new(cycles, cycles, Err(()));
     let paths = [
         Path {
             id: stays,
@@ -261,50 +277,17 @@ pub(super) fn failed_listing_during_relaunches<P: Protocol + Default>(trace: &Tr
                 TaskState::Working,
                 TaskState::Failed,
             ],
-            steps: vec![
-                Step {
-                    may_start: finish_starts.clone(),
-                    done: finished.clone(),
-                },
-                Step {
-                    may_start: relaunch_starts.clone(),
-                    done: relaunch_runs.clone(),
-                },
-                Step {
-                    may_start: relaunch_runs.clone(),
-                    done: relaunched.clone(),
-                },
-            ],
+            // The finish, then the relaunch: the steps in path order.
+            steps: iter::once(mover.finish_step())
+                .chain(mover.relaunch_steps())
+                .collect(),
         },
     ];
-    let mover = {
-        let (protocol, trace) = (protocol.clone(), trace.clone());
-        thread::spawn(move || {
-            finish_starts.store(true, Release);
-            trace.note("M", format_args!("resumes task {cycles}"));
-            let finish = block_on(finishing);
-            trace.note(
-                "M",
-                format_args!("task {cycles} ended, launch -> {finish:?}"),
-            );
-            finished.store(true, Release);
-            relaunch_starts.store(true, Release);
-            let relaunch = launch(&protocol, &trace, "M", cycles, async move {
-                relaunch_runs.store(true, Release);
-                Err(())
-            });
-            relaunched.store(true, Release);
-            [finish, relaunch]
-        })
-    };
+    let mover = mover.spawn(&protocol, trace, finishing);
 
     // The listing runs before the main thread's own relaunch, so the paths
     // above are every step that can overlap it.
-    let earliest = paths.each_ref().map(Path::earliest);
-    let listed = protocol.list(TaskState::Failed);
-    trace.note("main", format_args!("list Failed -> {listed:?}"));
-    let latest = paths.each_ref().map(Path::latest);
-    check_failed_listing(trace, name, &listed, &paths, &earliest, &latest);
+    list_along(&protocol, trace, &paths, TaskState::Failed);
 
     // Refused with `Working` at most twice: once for the first attempt, once
     // for the mover's relaunch. A fourth try would mean a wedged id.

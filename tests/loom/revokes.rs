@@ -1,7 +1,7 @@
 //! Loom models of revokes: a revoke against a launch and a query (model 5),
 //! two revokes of one id (5), and a revoke against a listing of `Success` (8).
 
-use super::calls::{ID, check_reads_follow, flag, launch, query, revoke};
+use super::calls::{ID, check_reads_follow, flag, launch, query, revoke, succeeded};
 use super::loom_harness::{Trace, violation};
 use super::protocols::Protocol;
 use async_tasks_recorder::TaskState;
@@ -33,15 +33,8 @@ pub(super) enum Launcher {
 ///   compensation ran: one success per epoch.
 /// - Reads follow Success → NotFound → Working → Success.
 pub(super) fn revoke_launch_query<P: Protocol + Default>(trace: &Trace, launcher: Launcher) {
-    let protocol = P::default();
+    let protocol = succeeded::<P>(trace);
     let name = P::NAME;
-    let first = launch(&protocol, trace, "setup", ID, async { Ok(()) });
-    if first != Ok(Ok(())) {
-        violation(
-            trace,
-            format_args!("{name}: the first launch answered {first:?}"),
-        );
-    }
     let compensated = Arc::new(AtomicBool::new(false));
     let revoker = {
         let (protocol, trace, compensated) = (protocol.clone(), trace.clone(), compensated.clone());
@@ -130,15 +123,8 @@ pub(super) fn revoke_launch_query<P: Protocol + Default>(trace: &Trace, launcher
 /// Two threads revoke one succeeded id: exactly one revoke wins and runs its
 /// compensation; the other is refused; the id ends `NotFound`.
 pub(super) fn concurrent_revokes<P: Protocol + Default>(trace: &Trace) {
-    let protocol = P::default();
+    let protocol = succeeded::<P>(trace);
     let name = P::NAME;
-    let first = launch(&protocol, trace, "setup", ID, async { Ok(()) });
-    if first != Ok(Ok(())) {
-        violation(
-            trace,
-            format_args!("{name}: the first launch answered {first:?}"),
-        );
-    }
     let compensations = Arc::new(AtomicUsize::new(0));
     let counted_revoke =
         |protocol: &P, trace: &Trace, thread: &str, compensations: Arc<AtomicUsize>| {
@@ -204,15 +190,8 @@ pub(super) fn listing_during_a_revoke<P: Protocol + Default>(
     trace: &Trace,
     compensation: Result<(), ()>,
 ) {
-    let protocol = P::default();
+    let protocol = succeeded::<P>(trace);
     let name = P::NAME;
-    let first = launch(&protocol, trace, "setup", ID, async { Ok(()) });
-    if first != Ok(Ok(())) {
-        violation(
-            trace,
-            format_args!("{name}: the first launch answered {first:?}"),
-        );
-    }
     let revoked = flag();
     let revoker = {
         let (protocol, trace, revoked) = (protocol.clone(), trace.clone(), revoked.clone());

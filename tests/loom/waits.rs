@@ -1,7 +1,7 @@
 //! Loom models of waits: waiters against the finish that wakes them, and a
 //! wait dropped during the finish (model 6).
 
-use super::calls::{ID, YieldOnce, owned_launch, query, state_after, wait};
+use super::calls::{ID, LaunchAnswer, pending_launch, query, state_after, wait};
 use super::loom_blocking::{Held, block_on};
 use super::loom_harness::{Trace, violation};
 use super::protocols::Protocol;
@@ -15,6 +15,25 @@ use std::task::{Context, Poll, Waker};
 // ---------------------------------------------------------------------------
 // Model 6: wait ‖ finish
 // ---------------------------------------------------------------------------
+
+/// The setup of both wait models: `ID` held `Working` by a pending launch
+/// ([`pending_launch`]), and the finisher thread that resumes its task,
+/// which ends with `output`. The finisher answers what the launch answered.
+fn working_with_finisher<P: Protocol>(
+    protocol: &P,
+    trace: &Trace,
+    output: Result<(), ()>,
+) -> thread::JoinHandle<LaunchAnswer> {
+    let launching = pending_launch(protocol, trace, ID, output);
+    trace.note("setup", "launch accepted, task pending");
+    let trace = trace.clone();
+    thread::spawn(move || {
+        trace.note("F", "resumes the task");
+        let launched = block_on(launching);
+        trace.note("F", format_args!("task ended, launch -> {launched:?}"));
+        launched
+    })
+}
 
 /// An id is `Working`; one thread finishes its task with `output` while
 /// `waiters` threads (1 or 2, the main thread first) wait on it. Every waiter
@@ -30,23 +49,7 @@ pub(super) fn wait_and_finish<P: Protocol + Default>(
     let protocol = Held::new(P::default());
     let name = P::NAME;
     let last = state_after(output);
-    let mut launching = owned_launch(&*protocol, ID, YieldOnce::new(output));
-    if poll_once(launching.as_mut()).is_ready() {
-        violation(
-            trace,
-            format_args!("{name}: a launch of a fresh id did not run its task"),
-        );
-    }
-    trace.note("setup", "launch accepted, task pending");
-    let finisher = {
-        let trace = trace.clone();
-        thread::spawn(move || {
-            trace.note("F", "resumes the task");
-            let launched = block_on(launching);
-            trace.note("F", format_args!("task ended, launch -> {launched:?}"));
-            launched
-        })
-    };
+    let finisher = working_with_finisher(&*protocol, trace, output);
     let others: Vec<_> = (1..waiters)
         .map(|n| {
             let (protocol, trace) = (Held::new(protocol.clone()), trace.clone());
@@ -97,23 +100,7 @@ impl std::task::Wake for Counted {
 pub(super) fn cancelled_wait_and_finish<P: Protocol + Default>(trace: &Trace) {
     let protocol = Held::new(P::default());
     let name = P::NAME;
-    let mut launching = owned_launch(&*protocol, ID, YieldOnce::new(Ok(())));
-    if poll_once(launching.as_mut()).is_ready() {
-        violation(
-            trace,
-            format_args!("{name}: a launch of a fresh id did not run its task"),
-        );
-    }
-    trace.note("setup", "launch accepted, task pending");
-    let finisher = {
-        let trace = trace.clone();
-        thread::spawn(move || {
-            trace.note("F", "resumes the task");
-            let launched = block_on(launching);
-            trace.note("F", format_args!("task ended, launch -> {launched:?}"));
-            launched
-        })
-    };
+    let finisher = working_with_finisher(&*protocol, trace, Ok(()));
     let counted = std::sync::Arc::new(Counted);
     let waker = Waker::from(counted.clone());
     // Clones of the waker beyond `counted` and `waker`.

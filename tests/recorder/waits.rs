@@ -10,6 +10,8 @@ use std::pin::Pin;
 use std::sync::{Arc, mpsc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_returns_at_once_unless_working() {
@@ -112,40 +114,70 @@ fn poll_apart(id: u64, mut wait: Wait, waker: Waker) -> (Wait, Poll<TaskState>) 
     })
 }
 
+/// Launches a gated task on `id` in `runtime` and polls a wait on the
+/// `Working` id once with `waker` (apart, as [`poll_apart`]), which must
+/// leave it pending: the start of the waker tests. Returns the task's
+/// release and the pending wait.
+fn pending_wait(
+    runtime: &Runtime,
+    recorder: &Recorder,
+    id: u64,
+    waker: Waker,
+) -> (oneshot::Sender<()>, Wait) {
+    let (release, task) = gated();
+    runtime.block_on(recorder.launch(id, task)).accepted();
+    let (wait, poll) = poll_apart(id, wait_future(recorder, id), waker);
+    assert!(poll.is_pending(), "wait on a Working id returned {poll:?}");
+    (release, wait)
+}
+
+/// Requires `woken` to report its waker's wake within [`BOUND`] (`what`
+/// names the waiter in the failure), then polls the waiter's `wait` on `id`
+/// once more with `waker` (apart, as [`poll_apart`]): it must be ready with
+/// `settled`.
+fn woken_then_ready(
+    woken: &mpsc::Receiver<()>,
+    what: &str,
+    id: u64,
+    wait: Wait,
+    waker: Waker,
+    settled: TaskState,
+) {
+    woken
+        .recv_timeout(BOUND)
+        .unwrap_or_else(|_| panic!("{what} was not woken within {} s", BOUND.as_secs()));
+    let (_, poll) = poll_apart(id, wait, waker);
+    assert_eq!(poll, Poll::Ready(settled));
+}
+
 #[test]
 fn a_wait_sleeps_then_wakes_the_waker_of_its_latest_poll() {
     let runtime = multi_thread();
     let recorder = Recorder::new();
-    let (release, task) = gated();
-    runtime.block_on(recorder.launch(9, task)).accepted();
     let (first, _) = Reporting::pair();
-    let (wait, poll) = poll_apart(9, wait_future(&recorder, 9), first);
-    assert!(poll.is_pending(), "wait on a Working id returned {poll:?}");
+    let (release, wait) = pending_wait(&runtime, &recorder, 9, first);
     // The waiting task moved to another waker, as a task moved between
     // workers or a `select!` arm re-polled from elsewhere does.
     let (latest, woken) = Reporting::pair();
     let (wait, poll) = poll_apart(9, wait, latest.clone());
     assert!(poll.is_pending(), "wait on a Working id returned {poll:?}");
     release.send(()).unwrap();
-    woken.recv_timeout(BOUND).unwrap_or_else(|_| {
-        panic!(
-            "id 9 finished but its waiter's latest waker was not woken within {} s",
-            BOUND.as_secs()
-        )
-    });
-    let (_, poll) = poll_apart(9, wait, latest);
-    assert_eq!(poll, Poll::Ready(TaskState::Success));
+    woken_then_ready(
+        &woken,
+        "id 9 finished but its waiter's latest waker",
+        9,
+        wait,
+        latest,
+        TaskState::Success,
+    );
 }
 
 #[test]
 fn refused_operations_on_a_working_id_wake_no_waiter() {
     let runtime = multi_thread();
     let recorder = Recorder::new();
-    let (release, task) = gated();
-    runtime.block_on(recorder.launch(3, task)).accepted();
     let (waker, woken) = Reporting::pair();
-    let (wait, poll) = poll_apart(3, wait_future(&recorder, 3), waker.clone());
-    assert!(poll.is_pending());
+    let (release, wait) = pending_wait(&runtime, &recorder, 3, waker.clone());
     // A refused launch or revoke leaves the id `Working`; the signal is
     // fired, synchronously inside the call, only when the id leaves it.
     runtime.block_on(async {
@@ -164,12 +196,12 @@ fn refused_operations_on_a_working_id_wake_no_waiter() {
         "a refused operation woke the waiter of id 3"
     );
     drop(release);
-    woken.recv_timeout(BOUND).unwrap_or_else(|_| {
-        panic!(
-            "id 3 failed but its waiter was not woken within {} s",
-            BOUND.as_secs()
-        )
-    });
-    let (_, poll) = poll_apart(3, wait, waker);
-    assert_eq!(poll, Poll::Ready(TaskState::Failed));
+    woken_then_ready(
+        &woken,
+        "id 3 failed but its waiter",
+        3,
+        wait,
+        waker,
+        TaskState::Failed,
+    );
 }
