@@ -65,19 +65,29 @@ impl Stored {
     };
 
     /// Decodes a row of the read: `(state, epoch, fence, success_fence, lapsed)`.
-    fn from_row(row: &Row) -> Stored {
-        let state: i16 = row.get(0);
-        let epoch: i64 = row.get(1);
-        let fence: i64 = row.get(2);
-        let success_fence: Option<i64> = row.get(3);
-        Stored {
+    fn from_row(row: &Row) -> Result<Stored, Error> {
+        let state: i16 = column(row, 0, "state")?;
+        let epoch: i64 = column(row, 1, "epoch")?;
+        let fence: i64 = column(row, 2, "fence")?;
+        let success_fence: Option<i64> = column(row, 3, "success_fence")?;
+        Ok(Stored {
             phase: phase_of(state),
             epoch: epoch as Epoch,
             fence: fence as Fence,
             success_fence: success_fence.map(|f| f as Fence),
-            lapsed: row.get(4),
-        }
+            lapsed: column(row, 4, "lapsed")?,
+        })
     }
+}
+
+/// Column `index` of `row`, named `name` in errors: a value of another
+/// type (a table of that name made by something else) is an error, never
+/// a panic.
+fn column<T: FromSqlOwned>(row: &Row, index: usize, name: &'static str) -> Result<T, Error> {
+    row.try_get(index).map_err(|error| Error::Column {
+        column: name,
+        error,
+    })
 }
 
 /// What an attempt holds: a launch's `Working` or a revoke's `Revoking`.
@@ -196,7 +206,7 @@ impl Db {
                 &[id, &self.switches.shift()],
             )
             .await?;
-        Ok(rows.first().map_or(Stored::ABSENT, Stored::from_row))
+        rows.first().map_or(Ok(Stored::ABSENT), Stored::from_row)
     }
 
     /// The guarded statement that grants `holding` of `id` (the claim, or
@@ -230,8 +240,8 @@ impl Db {
         let Some(row) = rows.first() else {
             return Ok(None);
         };
-        let fence: i64 = row.try_get(0)?;
-        let epoch: i64 = row.try_get(1)?;
+        let fence: i64 = column(row, 0, "fence")?;
+        let epoch: i64 = column(row, 1, "epoch")?;
         Ok(Some((epoch as Epoch, fence as Fence)))
     }
 
@@ -308,8 +318,8 @@ impl Db {
             .await?;
         rows.iter()
             .map(|row| {
-                let state: i16 = row.try_get(1)?;
-                Ok((row.try_get(0)?, phase_of(state).state()))
+                let state: i16 = column(row, 1, "state")?;
+                Ok((column(row, 0, "id")?, phase_of(state).state()))
             })
             .collect()
     }
@@ -328,7 +338,7 @@ impl Db {
         let rows = self
             .run_idempotent(&self.sql.list, &[Type::INT2, Type::INT2], &[&first, &last])
             .await?;
-        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+        rows.iter().map(|row| column(row, 0, "id")).collect()
     }
 
     /// How many ids are in `state` (0 for `NotFound`).
@@ -336,8 +346,8 @@ impl Db {
         let rows = self.run_idempotent(&self.sql.count, &[], &[]).await?;
         let mut total = 0;
         for row in &rows {
-            let phase = phase_of(row.try_get(0)?);
-            let n: i64 = row.try_get(1)?;
+            let phase = phase_of(column(row, 0, "state")?);
+            let n: i64 = column(row, 1, "count")?;
             if phase != Phase::NotFound && phase.state() == state {
                 total += n as u64;
             }

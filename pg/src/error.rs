@@ -22,13 +22,39 @@ pub enum Error {
     /// The id changed state on every one of many retries of a claim or
     /// revoke; nothing was changed by this call.
     Contended,
+    /// A returned row has a column this crate cannot read: the table of
+    /// that name was made by something else (other column types).
+    Column {
+        /// The column's name in the statement's result.
+        column: &'static str,
+        /// Why its value could not be read.
+        error: tokio_postgres::Error,
+    },
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::Pool(e) => write!(f, "no database connection: {e}"),
-            Error::Db(e) => write!(f, "database error: {e}"),
+            Error::Db(e) => match e.as_db_error() {
+                // The server's own words: its SQLSTATE, message and detail.
+                Some(db) => {
+                    let (code, message) = (db.code().code(), db.message());
+                    write!(f, "database error {code}: {message}")?;
+                    if let Some(detail) = db.detail() {
+                        write!(f, " ({detail})")?;
+                    }
+                    Ok(())
+                }
+                // The client's: tokio-postgres says what failed, its source why.
+                None => {
+                    write!(f, "database error: {e}")?;
+                    match std::error::Error::source(e) {
+                        Some(cause) => write!(f, ": {cause}"),
+                        None => Ok(()),
+                    }
+                }
+            },
             Error::BadTableName(name) => write!(
                 f,
                 "table name {name:?} is not a lower-case identifier of at most 50 characters"
@@ -36,11 +62,22 @@ impl std::fmt::Display for Error {
             Error::BadDuration(d) => write!(f, "duration {d:?} out of range"),
             Error::InDoubt => write!(f, "finish outcome in doubt: the id moved to a later epoch"),
             Error::Contended => write!(f, "the id changed state on every retry"),
+            Error::Column { column, error } => write!(
+                f,
+                "column {column} of the table holds what this crate does not store: {error}"
+            ),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Db(e) | Error::Column { error: e, .. } => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {

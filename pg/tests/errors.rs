@@ -1,0 +1,82 @@
+//! Errors say why, and what the database returns never panics the client:
+//! a statement the server refuses is reported with the server's reason and
+//! its SQLSTATE, and a table whose rows this crate cannot read is an error
+//! value naming the column, not a panic.
+
+mod common;
+
+use async_tasks_recorder_pg::{Error, PgRecorder};
+use common::{cluster, recorder, settings, table, within};
+use std::error::Error as _;
+use std::time::Duration;
+
+/// A key the server refuses: PostgreSQL's text cannot hold a NUL byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_statement_shows_the_server_reason_and_its_sqlstate() {
+    let recorder = recorder::<String>("nul", settings(Duration::from_secs(30))).await;
+    let claimed = within(
+        30,
+        "a claim of a key with a NUL byte",
+        recorder.claim("a\0b".into()),
+    )
+    .await;
+    let Err(error) = claimed else {
+        panic!("the server took a NUL byte in text");
+    };
+    let shown = error.to_string();
+    assert!(shown.contains("22021"), "no SQLSTATE in {shown:?}");
+    assert!(shown.contains("0x00"), "no server message in {shown:?}");
+    assert!(
+        error.source().is_some(),
+        "the client error is kept as the source"
+    );
+}
+
+/// A table of the recorder's name whose `state` column is text: every
+/// read of a row is an error naming the column, never a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_of_other_column_types_is_an_error_not_a_panic() {
+    let name = table("foreign");
+    let (client, connection) = cluster()
+        .config("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("a connection");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {name} (id bigint PRIMARY KEY, state text NOT NULL,
+               epoch bigint NOT NULL, fence bigint NOT NULL, success_fence bigint,
+               lease_until timestamptz);
+             INSERT INTO {name} VALUES (1, 'working', 0, 1, NULL, NULL);"
+        ))
+        .await
+        .expect("the foreign table");
+    let recorder = PgRecorder::<i64>::new(
+        cluster().config("postgres"),
+        &name,
+        settings(Duration::from_secs(30)),
+    )
+    .expect("a recorder");
+    let read = tokio::spawn(async move {
+        let query = recorder.query(&1).await;
+        let wait = recorder.wait(&1).await;
+        (query, wait)
+    });
+    let (query, wait) = within(30, "reads of a foreign row", read)
+        .await
+        .expect("reading a foreign row does not panic");
+    for (call, answer) in [("query", query), ("wait", wait)] {
+        match answer {
+            Err(
+                error @ Error::Column {
+                    column: "state", ..
+                },
+            ) => {
+                let shown = error.to_string();
+                assert!(shown.contains("column state"), "{call}: {shown:?}");
+            }
+            other => panic!("{call} of a foreign row answered {other:?}"),
+        }
+    }
+}
