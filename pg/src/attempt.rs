@@ -79,7 +79,8 @@ impl<K> Lease<K> {
     pub fn epoch(&self) -> Epoch {
         self.inner.epoch
     }
-    /// The fencing token: greater than every token issued for this id before.
+    /// The fencing token: greater than every token issued for this id
+    /// before (the fence sequence is `CACHE 1`, which `install` checks).
     pub fn fence(&self) -> Fence {
         self.inner.fence
     }

@@ -158,11 +158,53 @@ impl Db {
         Duration::from_micros(self.lease_micros as u64)
     }
 
-    /// Runs the schema's DDL.
+    /// Runs the schema's DDL, then checks the fence sequence, in one
+    /// transaction under an advisory lock on the table's name: replicas
+    /// that start together and each install the table wait for one another
+    /// instead of racing on the catalog (`CREATE … IF NOT EXISTS` is not
+    /// atomic against a concurrent create of the same name).
     pub(crate) async fn install(&self) -> Result<(), Error> {
-        let client = self.pool.get().await?;
-        client.batch_execute(&self.sql.schema).await?;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            &[&self.sql.table()],
+        )
+        .await?;
+        tx.batch_execute(&self.sql.schema).await?;
+        self.check_fence_sequence(&tx).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Fences rise with every grant only if the sequence hands out one value
+    /// at a time: a sequence that caches values gives each session its own
+    /// block, so a later grant can draw a smaller fence (P11). `CREATE
+    /// SEQUENCE IF NOT EXISTS` keeps an existing one as it is, so it is
+    /// checked here.
+    async fn check_fence_sequence(&self, tx: &Transaction<'_>) -> Result<(), Error> {
+        let sequence = self.sql.fence_sequence();
+        let row = tx
+            .query_opt(
+                "SELECT cache_size FROM pg_sequences
+                 WHERE schemaname = current_schema() AND sequencename = $1",
+                &[&sequence],
+            )
+            .await?;
+        let cache: Option<i64> = match &row {
+            Some(row) => column(row, 0, "cache_size")?,
+            None => None,
+        };
+        match cache {
+            Some(1) => Ok(()),
+            Some(cache) => Err(Error::Schema(format!(
+                "the fence sequence {sequence} caches {cache} values per session; \
+                 fences rise only with CACHE 1 (ALTER SEQUENCE {sequence} CACHE 1)"
+            ))),
+            None => Err(Error::Schema(format!(
+                "no fence sequence {sequence} in the current schema"
+            ))),
+        }
     }
 
     async fn run(

@@ -22,6 +22,10 @@ pub enum Error {
     /// The id changed state on every one of many retries of a claim or
     /// revoke; nothing was changed by this call.
     Contended,
+    /// The database holds an object of the table's names that this crate
+    /// did not make, or made otherwise than its proofs assume (a fence
+    /// sequence that caches values, say): what and why.
+    Schema(String),
     /// A returned row has a column this crate cannot read: the table of
     /// that name was made by something else (other column types).
     Column {
@@ -62,6 +66,7 @@ impl std::fmt::Display for Error {
             Error::BadDuration(d) => write!(f, "duration {d:?} out of range"),
             Error::InDoubt => write!(f, "finish outcome in doubt: the id moved to a later epoch"),
             Error::Contended => write!(f, "the id changed state on every retry"),
+            Error::Schema(why) => write!(f, "schema refused: {why}"),
             Error::Column { column, error } => write!(
                 f,
                 "column {column} of the table holds what this crate does not store: {error}"

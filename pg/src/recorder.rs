@@ -86,7 +86,10 @@ impl<K: Key> PgRecorder<K> {
         })
     }
 
-    /// Creates the table, its indexes and its fence sequence if absent.
+    /// Creates the table, its indexes and its fence sequence if absent, and
+    /// refuses a fence sequence that caches values ([`Error::Schema`]).
+    /// Replicas may all call it at start-up: installs of one table are
+    /// serialised by an advisory lock on its name.
     pub async fn install(&self) -> Result<(), Error> {
         self.db.install().await
     }

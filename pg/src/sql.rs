@@ -175,7 +175,7 @@ impl Statements {
         } = CODES;
         Statements {
             schema: format!(
-                "CREATE SEQUENCE IF NOT EXISTS {t}_fence;
+                "CREATE SEQUENCE IF NOT EXISTS {t}_fence CACHE 1;
                  CREATE TABLE IF NOT EXISTS {t} (
                    id {key_type} PRIMARY KEY,
                    state smallint NOT NULL CHECK (state BETWEEN {not_found} AND {revoking}),
@@ -230,6 +230,18 @@ impl Statements {
             count: format!("SELECT state, count(*) FROM {t} GROUP BY state"),
             table: t.to_owned(),
         }
+    }
+}
+
+impl Statements {
+    /// The table these statements run on.
+    pub(crate) fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The sequence the table's fences are drawn from.
+    pub(crate) fn fence_sequence(&self) -> String {
+        format!("{}_fence", self.table)
     }
 }
 

@@ -80,3 +80,60 @@ async fn a_row_of_other_column_types_is_an_error_not_a_panic() {
         }
     }
 }
+
+/// Replicas start together and each installs the table: the installs of
+/// one table are serialised, so none fails on the catalog's race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_replicas_install_one_table_at_once() {
+    for _ in 0..5 {
+        let name = table("together");
+        let installs: Vec<_> = (0..6)
+            .map(|_| {
+                let recorder = PgRecorder::<i64>::new(
+                    cluster().config("postgres"),
+                    &name,
+                    settings(Duration::from_secs(30)),
+                )
+                .expect("a recorder");
+                tokio::spawn(async move { recorder.install().await })
+            })
+            .collect();
+        for install in installs {
+            let installed = within(30, "an install", install).await.expect("no panic");
+            if let Err(error) = installed {
+                panic!("an install of {name} beside five others failed: {error}");
+            }
+        }
+    }
+}
+
+/// Fences rise only if the sequence hands out one value at a time: an
+/// existing fence sequence that caches values is refused at install.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fence_sequence_that_caches_values_is_refused() {
+    let name = table("cached");
+    let (client, connection) = cluster()
+        .config("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("a connection");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE SEQUENCE {name}_fence CACHE 20"))
+        .await
+        .expect("a caching sequence");
+    let recorder = PgRecorder::<i64>::new(
+        cluster().config("postgres"),
+        &name,
+        settings(Duration::from_secs(30)),
+    )
+    .expect("a recorder");
+    match within(30, "the install", recorder.install()).await {
+        Err(error @ Error::Schema(_)) => {
+            let shown = error.to_string();
+            assert!(shown.contains(&format!("{name}_fence")), "{shown}");
+            assert!(shown.contains("20"), "{shown}");
+        }
+        other => panic!("an install over a caching fence sequence answered {other:?}"),
+    }
+}
