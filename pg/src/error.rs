@@ -22,6 +22,9 @@ pub enum Error {
     /// The id changed state on every one of many retries of a claim or
     /// revoke; nothing was changed by this call.
     Contended,
+    /// A call that spawns a task (a sweeper) was made outside a tokio
+    /// runtime.
+    NoRuntime,
     /// The database holds an object of the table's names that this crate
     /// did not make, or made otherwise than its proofs assume (a fence
     /// sequence that caches values, say): what and why.
@@ -66,6 +69,7 @@ impl std::fmt::Display for Error {
             Error::BadDuration(d) => write!(f, "duration {d:?} out of range"),
             Error::InDoubt => write!(f, "finish outcome in doubt: the id moved to a later epoch"),
             Error::Contended => write!(f, "the id changed state on every retry"),
+            Error::NoRuntime => write!(f, "no tokio runtime to run the task on"),
             Error::Schema(why) => write!(f, "schema refused: {why}"),
             Error::Column { column, error } => write!(
                 f,

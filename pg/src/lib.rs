@@ -92,6 +92,7 @@ mod hooks;
 mod recorder;
 mod refusal;
 mod sql;
+mod sweeper;
 mod switches;
 
 pub mod cluster;
@@ -101,6 +102,7 @@ pub use db::{Key, Stored};
 pub use error::Error;
 pub use recorder::{Config, PgRecorder};
 pub use refusal::{LaunchRefusal, Refused, RevokeRefusal};
+pub use sweeper::Sweeper;
 
 pub use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase, TaskState};
 

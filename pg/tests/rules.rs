@@ -329,3 +329,39 @@ async fn a_finish_across_a_lost_connection_is_applied_once() {
     })
     .await
 }
+
+/// Nobody touches a dead holder's id: the background sweeper alone moves
+/// it to `Failed` once its lease has run out, and stops when dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweeper_expires_a_dead_holder_that_nobody_touches_and_stops_when_dropped() {
+    within(60, "the sweeper", async {
+        let lease = Duration::from_millis(300);
+        let r = recorder::<i64>("sweeper", settings(lease)).await;
+        r.set_renewing(false);
+        let period = Duration::from_millis(50);
+        let every = std::num::NonZeroU32::new(100).unwrap();
+        let sweeper = r.sweep_every(period, every).unwrap();
+        let dead = r.claim(7).await.unwrap().unwrap();
+        assert_eq!(r.query(&7).await.unwrap(), TaskState::Working);
+        let mut state = TaskState::Working;
+        for _ in 0..100 {
+            state = r.query(&7).await.unwrap();
+            if state != TaskState::Working {
+                break;
+            }
+            tokio::time::sleep(period).await;
+        }
+        assert_eq!(state, TaskState::Failed, "id 7 was never swept");
+        assert_eq!(dead.finish(Outcome::Ok).await.unwrap(), Finish::Stale);
+        drop(sweeper);
+        let dead = r.claim(8).await.unwrap().unwrap();
+        tokio::time::sleep(lease + period * 6).await;
+        assert_eq!(
+            r.query(&8).await.unwrap(),
+            TaskState::Working,
+            "id 8 was swept after its sweeper was dropped"
+        );
+        drop(dead);
+    })
+    .await
+}
