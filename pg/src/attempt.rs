@@ -3,7 +3,7 @@
 //! caller's transaction), and the drop guard that finishes an abandoned
 //! attempt with `Err`.
 
-use crate::db::{Db, Holding, Key};
+use crate::db::{Db, Holding, Key, with_setting};
 use crate::error::Error;
 use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase};
 use std::future::Future;
@@ -321,10 +321,8 @@ pub fn end_idle_transactions(
     after: Duration,
 ) -> &mut tokio_postgres::Config {
     let millis = after.as_millis().clamp(1, i32::MAX as u128);
-    let setting = format!("-c idle_in_transaction_session_timeout={millis}");
-    let options = match config.get_options() {
-        Some(set) if !set.trim().is_empty() => format!("{set} {setting}"),
-        _ => setting,
-    };
-    config.options(options)
+    with_setting(
+        config,
+        &format!("-c idle_in_transaction_session_timeout={millis}"),
+    )
 }

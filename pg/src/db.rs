@@ -121,18 +121,42 @@ pub(crate) struct Db {
     pub(crate) switches: Switches,
 }
 
+/// `config` with the start-up option `setting` after the options already
+/// set: the server applies them in order, so `setting` wins over an earlier
+/// one for the same parameter.
+pub(crate) fn with_setting<'a>(
+    config: &'a mut tokio_postgres::Config,
+    setting: &str,
+) -> &'a mut tokio_postgres::Config {
+    let options = match config.get_options() {
+        Some(set) if !set.trim().is_empty() => format!("{set} {setting}"),
+        _ => setting.to_owned(),
+    };
+    config.options(options)
+}
+
+/// The session settings the statements' arguments assume, whatever the
+/// server's or the caller's defaults: every statement runs under READ
+/// COMMITTED, whose re-check of the `WHERE` on the latest row version is
+/// what makes a guard hold (P10; under SERIALIZABLE a contended claim is
+/// refused with a serialization error instead of answered), and a commit
+/// is acknowledged only once it is durable (P11).
+const SESSION_SETTINGS: &str =
+    "-c default_transaction_isolation=read\\ committed -c synchronous_commit=on";
+
 impl Db {
     /// A pool of `pool_size` connections to the database `config` names,
     /// sending `sql` with ids of column type `key_type` under leases of
     /// `lease`.
     pub(crate) fn open(
-        config: tokio_postgres::Config,
+        mut config: tokio_postgres::Config,
         sql: Statements,
         key_type: Type,
         lease: Duration,
         pool_size: usize,
     ) -> Result<Db, Error> {
         let lease_micros = positive_micros(lease)?;
+        with_setting(&mut config, SESSION_SETTINGS);
         let manager = Manager::from_config(
             config,
             NoTls,

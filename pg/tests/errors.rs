@@ -137,3 +137,39 @@ async fn a_fence_sequence_that_caches_values_is_refused() {
         other => panic!("an install over a caching fence sequence answered {other:?}"),
     }
 }
+
+/// The statements' guards are argued under READ COMMITTED (P10): a
+/// connection whose default is SERIALIZABLE still runs them so, and a
+/// contended claim is answered, never refused with a serialization error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contended_claims_under_a_serializable_default_get_answers() {
+    let mut config = cluster().config("postgres");
+    config.options("-c default_transaction_isolation=serializable");
+    let recorder =
+        PgRecorder::<i64>::new(config, &table("serial"), settings(Duration::from_secs(30)))
+            .expect("a recorder");
+    recorder.install().await.expect("the table");
+    for id in 0..20 {
+        let claims: Vec<_> = (0..8)
+            .map(|_| {
+                let recorder = recorder.clone();
+                tokio::spawn(async move { recorder.claim(id).await })
+            })
+            .collect();
+        // Attempts are held to the end of the round: a dropped one settles
+        // `Failed`, which a later claim may take.
+        let mut held = Vec::new();
+        for claim in claims {
+            match within(30, "a contended claim", claim)
+                .await
+                .expect("no panic")
+            {
+                Ok(Ok(attempt)) => held.push(attempt),
+                Ok(Err(_refused)) => {}
+                Err(error) => panic!("a contended claim of {id} failed: {error}"),
+            }
+        }
+        let granted = held.len();
+        assert_eq!(granted, 1, "id {id}");
+    }
+}
