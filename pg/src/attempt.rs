@@ -212,8 +212,15 @@ impl<K: Key> Attempt<K> {
 
     /// The fenced finish inside the caller's transaction `tx`, so the
     /// task's own writes in `tx` commit with it. Commit `tx` only on
-    /// `Applied`; on `Stale`, roll it back. The row stays locked by `tx`
-    /// until it ends, so competing claims wait for the outcome.
+    /// `Applied`. On `Stale`, `tx` is aborted before this returns: its
+    /// writes cannot commit, and a `COMMIT` rolls them back (roll it back
+    /// or drop it). The row stays locked by `tx` until it ends, so
+    /// competing claims wait for the outcome.
+    ///
+    /// A `COMMIT` whose reply is lost leaves the success in doubt: read the
+    /// row ([`PgRecorder::read`](crate::PgRecorder::read)). Its
+    /// `success_fence` equal to this lease's fence proves the commit; the
+    /// lease's epoch with another or no success fence proves it did not.
     ///
     /// A process that freezes before it ends `tx` (a stop signal, a long
     /// pause, a lost network) therefore blocks every claim of the id for as
@@ -225,7 +232,33 @@ impl<K: Key> Attempt<K> {
         if !self.take() {
             return Ok(Finish::Stale);
         }
-        Ok(Finish::of(self.send_finish(outcome, Some(tx)).await?))
+        let finish = Finish::of(self.send_finish(outcome, Some(tx)).await?);
+        if finish == Finish::Stale {
+            abort(tx).await?;
+        }
+        Ok(finish)
+    }
+}
+
+/// Aborts the caller's transaction after a stale finish, so that a caller
+/// who commits anyway commits nothing: the raised error puts `tx` in the
+/// failed state, where the server answers `COMMIT` with a rollback.
+async fn abort(tx: &Transaction<'_>) -> Result<(), Error> {
+    const RAISE: &str = "DO $$ BEGIN RAISE EXCEPTION USING
+        MESSAGE = 'the fenced finish was stale: this transaction cannot commit',
+        ERRCODE = 'P0001'; END $$";
+    match tx.batch_execute(RAISE).await.map_err(Error::from) {
+        // The one answer that proves the transaction aborted.
+        Err(Error::Db(e))
+            if e.as_db_error()
+                .is_some_and(|db| db.code().code() == "P0001") =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+        Ok(()) => Err(Error::Schema(
+            "the statement that aborts a stale finish's transaction did not raise".into(),
+        )),
     }
 }
 

@@ -6,7 +6,7 @@
 mod common;
 
 use async_tasks_recorder_pg::{Error, PgRecorder};
-use common::{cluster, recorder, settings, table, within};
+use common::{cluster, connect_to, recorder, settings, table, within};
 use std::error::Error as _;
 use std::time::Duration;
 
@@ -37,12 +37,7 @@ async fn a_refused_statement_shows_the_server_reason_and_its_sqlstate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_of_other_column_types_is_an_error_not_a_panic() {
     let name = table("foreign");
-    let (client, connection) = cluster()
-        .config("postgres")
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("a connection");
-    tokio::spawn(connection);
+    let client = connect_to(&cluster().config("postgres")).await;
     client
         .batch_execute(&format!(
             "CREATE TABLE {name} (id bigint PRIMARY KEY, state text NOT NULL,
@@ -112,12 +107,7 @@ async fn six_replicas_install_one_table_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fence_sequence_that_caches_values_is_refused() {
     let name = table("cached");
-    let (client, connection) = cluster()
-        .config("postgres")
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("a connection");
-    tokio::spawn(connection);
+    let client = connect_to(&cluster().config("postgres")).await;
     client
         .batch_execute(&format!("CREATE SEQUENCE {name}_fence CACHE 20"))
         .await

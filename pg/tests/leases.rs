@@ -11,7 +11,7 @@ use async_tasks_recorder_pg::{
     Finish, KnownBad, LaunchRefusal, Outcome, PgRecorder, Statements, TaskState,
     end_idle_transactions,
 };
-use common::{cluster, settings, table, with_statements, within};
+use common::{cluster, connect_to, settings, table, with_statements, within};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -418,12 +418,6 @@ async fn without_the_idle_timeout_a_holder_frozen_in_finish_in_blocks_its_id() {
 
 async fn connect() -> tokio_postgres::Client {
     connect_to(&cluster().config("postgres")).await
-}
-
-async fn connect_to(config: &tokio_postgres::Config) -> tokio_postgres::Client {
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client
 }
 
 /// A tiny deterministic generator per worker (xorshift).

@@ -50,3 +50,10 @@ pub async fn within<T>(secs: u64, what: &str, future: impl Future<Output = T>) -
         .await
         .unwrap_or_else(|_| panic!("timed out after {secs}s: {what}"))
 }
+
+/// A plain client of `config`, its connection driven in the background.
+pub async fn connect_to(config: &tokio_postgres::Config) -> tokio_postgres::Client {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
