@@ -307,7 +307,19 @@ pub(crate) async fn resolve<K: Key>(
             }
         }
         (Holding::Work, Outcome::Err) => now.fence == mine && now.phase == Phase::Failed,
-        (Holding::Revoke, Outcome::Ok) => now.epoch > lease.epoch(),
+        // An ended epoch proves which revoke ended it only while its row is
+        // still the `NotFound` that end left: a revoke end keeps the row's
+        // fence, and one end per epoch applies. Later grants overwrite the
+        // fence, and then the row proves nothing: in doubt.
+        (Holding::Revoke, Outcome::Ok) => {
+            if now.epoch == lease.epoch() {
+                false
+            } else if now.epoch == lease.epoch() + 1 && now.phase == Phase::NotFound {
+                now.fence == mine
+            } else {
+                return Err(Error::InDoubt);
+            }
+        }
         (Holding::Revoke, Outcome::Err) => now.fence == mine && now.phase == Phase::Success,
     };
     Ok(Some(Finish::of(applied)))

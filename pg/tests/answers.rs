@@ -4,8 +4,8 @@
 
 mod common;
 
-use async_tasks_recorder_pg::{Finish, Outcome};
-use common::{cluster, connect_to, recorder, settings, table, within};
+use async_tasks_recorder_pg::{Finish, Outcome, Statements};
+use common::{cluster, connect_to, recorder, settings, table, with_statements, within};
 use std::time::Duration;
 
 /// A `Stale` finish inside the caller's transaction leaves nothing to
@@ -45,6 +45,43 @@ async fn a_stale_finish_in_lets_no_write_of_its_transaction_commit() {
             committed, 0,
             "the zombie's write committed with its stale finish"
         );
+    })
+    .await
+}
+
+/// A's revoke lease lapsed, B took the revoke over and ended the epoch: A's
+/// end never reached the row, and resolution must not read "the epoch moved
+/// on" as A's own: two revokes of one epoch are never both `Applied`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_end_that_another_revoke_made_is_not_answered_applied() {
+    within(60, "a revoke taken over", async {
+        let lease = Duration::from_millis(200);
+        let sql = Statements::new(&table("takeover"), "bigint");
+        let a = with_statements::<i64>(sql.clone(), settings(lease)).await;
+        let b = with_statements::<i64>(sql, settings(lease)).await;
+        let won = a.claim(1).await.unwrap().unwrap();
+        assert_eq!(won.finish(Outcome::Ok).await.unwrap(), Finish::Applied);
+        a.set_renewing(false);
+        let a_revoke = a.revoke_begin(1).await.unwrap().unwrap();
+        tokio::time::sleep(lease * 2).await;
+        let b_revoke = b
+            .revoke_begin(1)
+            .await
+            .unwrap()
+            .expect("A's revoke lease lapsed");
+        assert!(b_revoke.lease().fence() > a_revoke.lease().fence());
+        assert_eq!(b_revoke.finish(Outcome::Ok).await.unwrap(), Finish::Applied);
+        // A's end was lost in transit; resolution reads the row.
+        let resolved = a
+            .resolve_finish(a_revoke.lease(), true, Outcome::Ok)
+            .await
+            .unwrap();
+        assert_eq!(
+            resolved,
+            Some(Finish::Stale),
+            "A's revoke end never applied"
+        );
+        assert_eq!(a_revoke.finish(Outcome::Ok).await.unwrap(), Finish::Stale);
     })
     .await
 }
