@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio_postgres::Transaction;
 use tokio_util::sync::CancellationToken;
 
@@ -84,8 +85,11 @@ impl<K> Lease<K> {
     pub fn fence(&self) -> Fence {
         self.inner.fence
     }
-    /// Whether a renewal was refused or none was acknowledged within a
-    /// lease period: the finish will likely be `Stale`.
+    /// Whether a renewal was refused, or a whole lease period has passed
+    /// since the send of the latest grant or renewal the database
+    /// acknowledged (however long the renewal in flight hangs): the
+    /// database lease may have lapsed, and the finish will likely be
+    /// `Stale`.
     pub fn is_lost(&self) -> bool {
         self.inner.lost.is_cancelled()
     }
@@ -108,13 +112,15 @@ pub struct Attempt<K: Key> {
 
 impl<K: Key> Attempt<K> {
     /// The attempt a grant of `holding` returned, with its renewal loop
-    /// started on the current runtime.
+    /// started on the current runtime. `sent` is when the grant was sent:
+    /// its lease can have started no earlier.
     pub(crate) fn start(
         db: Arc<Db>,
         id: K,
         epoch: Epoch,
         fence: Fence,
         holding: Holding,
+        sent: Instant,
     ) -> Attempt<K> {
         let lease = Lease {
             inner: Arc::new(LeaseInner {
@@ -126,7 +132,7 @@ impl<K: Key> Attempt<K> {
             }),
         };
         let stop = CancellationToken::new();
-        tokio::spawn(renew_loop(db.clone(), lease.clone(), stop.clone()));
+        tokio::spawn(renew_loop(db.clone(), lease.clone(), stop.clone(), sent));
         Attempt {
             db,
             lease,
@@ -325,33 +331,42 @@ pub(crate) async fn resolve<K: Key>(
     Ok(Some(Finish::of(applied)))
 }
 
-/// Renews `lease` every third of the lease period until `stop`; marks it
-/// lost when a renewal is refused or none is acknowledged for a period.
-async fn renew_loop<K: Key>(db: Arc<Db>, lease: Lease<K>, stop: CancellationToken) {
+/// Renews `lease` every third of the lease period until `stop`, and marks
+/// it lost when a renewal is refused, or once a whole lease period has
+/// passed since the send of the latest grant or renewal the database
+/// acknowledged: by then the database lease can have lapsed, whatever the
+/// renewal in flight is doing (stuck behind a row lock, or on a connection
+/// that neither answers nor resets). The clock starts at the send, never
+/// at the reply, since the database set the lease somewhere in between.
+async fn renew_loop<K: Key>(db: Arc<Db>, lease: Lease<K>, stop: CancellationToken, sent: Instant) {
     let period = db.lease();
-    let mut acknowledged = tokio::time::Instant::now();
+    let lost = &lease.inner.lost;
+    let mut acknowledged = sent;
     loop {
+        let lapse = acknowledged + period;
         tokio::select! {
             _ = stop.cancelled() => return,
+            _ = tokio::time::sleep_until(lapse), if !lost.is_cancelled() => {
+                lost.cancel();
+                continue;
+            }
             _ = tokio::time::sleep(period / 3) => {}
         }
         if !db.switches.renewing() {
             continue;
         }
-        let sent = tokio::time::Instant::now();
+        let sent = Instant::now();
         tokio::select! {
             _ = stop.cancelled() => return,
+            _ = tokio::time::sleep_until(lapse), if !lost.is_cancelled() => lost.cancel(),
             renewed = db.renew(lease.id(), lease.fence()) => match renewed {
                 Ok(true) => acknowledged = sent,
                 Ok(false) => {
-                    lease.inner.lost.cancel();
+                    lost.cancel();
                     return;
                 }
                 Err(_) => {}
             }
-        }
-        if acknowledged.elapsed() >= period {
-            lease.inner.lost.cancel();
         }
     }
 }

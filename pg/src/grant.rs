@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::refusal::{LaunchRefusal, RevokeRefusal};
 use async_tasks_recorder::spec::Phase;
 use std::sync::Arc;
+use tokio::time::Instant;
 
 /// Tries before a grant gives up with [`Error::Contended`].
 const TRIES: usize = 64;
@@ -55,8 +56,9 @@ pub(crate) async fn grant<K: Key, Why: Refusal>(
     id: K,
 ) -> Result<Result<Attempt<K>, Why>, Error> {
     for _ in 0..TRIES {
+        let sent = Instant::now();
         if let Some((epoch, fence)) = db.grant(&id, Why::HOLDING).await? {
-            let attempt = Attempt::start(db.clone(), id, epoch, fence, Why::HOLDING);
+            let attempt = Attempt::start(db.clone(), id, epoch, fence, Why::HOLDING, sent);
             return Ok(Ok(attempt));
         }
         if let Some(why) = Why::of(&db.read(&id).await?) {

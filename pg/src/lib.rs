@@ -34,8 +34,9 @@
 //! A task receives its [`Lease`]: `(id, epoch, fence)`. While it runs, the
 //! lease is renewed in the background every `lease / 3`. If a renewal is
 //! refused (the fence is no longer current: the lease ran out and the sweep
-//! or another replica took the id over), or no renewal was acknowledged for
-//! a whole lease period, the lease is marked **lost**: [`Lease::is_lost`]
+//! or another replica took the id over), or a whole lease period has passed
+//! since the send of the latest acknowledged grant or renewal (however long
+//! the renewal in flight hangs), the lease is marked **lost**: [`Lease::is_lost`]
 //! turns true and [`Lease::lost`] resolves. The task is not aborted (an
 //! abort in the middle of a side effect is worse); it should check before
 //! each irreversible step. Its finish then answers [`Finish::Stale`].

@@ -85,3 +85,37 @@ async fn a_revoke_end_that_another_revoke_made_is_not_answered_applied() {
     })
     .await
 }
+
+/// A renewal stuck behind another session's row lock never answers: the
+/// lease must read lost once a lease period has passed since the claim
+/// was sent, whatever the renewal is doing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_whose_renewal_hangs_behind_a_row_lock_reads_lost() {
+    within(60, "a hanging renewal", async {
+        let lease = Duration::from_millis(300);
+        let name = table("stuck");
+        let sql = Statements::new(&name, "bigint");
+        let recorder = with_statements::<i64>(sql, settings(lease)).await;
+        let sent = std::time::Instant::now();
+        let attempt = recorder.claim(1).await.unwrap().unwrap();
+        // Another session locks the row: every renewal waits behind it.
+        let mut client = connect_to(&cluster().config("postgres")).await;
+        let lock = client.transaction().await.unwrap();
+        lock.execute(
+            &format!("SELECT 1 FROM {name} WHERE id = 1 FOR UPDATE"),
+            &[],
+        )
+        .await
+        .unwrap();
+        let lost = tokio::time::timeout(Duration::from_secs(5), attempt.lease().lost()).await;
+        assert!(
+            lost.is_ok(),
+            "id 1: the lease still read live {:?} after its claim was sent",
+            sent.elapsed()
+        );
+        assert!(attempt.lease().is_lost());
+        lock.rollback().await.unwrap();
+        drop(attempt);
+    })
+    .await
+}
