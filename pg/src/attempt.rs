@@ -183,8 +183,23 @@ impl<K: Key> Attempt<K> {
     ///
     /// If the connection fails after the statement may have been sent, the
     /// row is re-read with this fence to learn whether it committed (and
-    /// the finish is sent again if it did not), up to five tries.
+    /// the finish is sent again if it did not), up to five tries. A resend
+    /// that matches nothing is resolved by the row too: the earlier send
+    /// may have applied after its connection broke.
+    ///
+    /// The finish runs as a task of its own: a caller that drops this
+    /// future does not cut it short, so the attempt is settled all the
+    /// same.
     pub async fn finish(self, outcome: Outcome) -> Result<Finish, Error> {
+        match tokio::spawn(self.finish_here(outcome)).await {
+            Ok(finished) => finished,
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(_) => Err(Error::NoRuntime),
+        }
+    }
+
+    /// [`finish`](Self::finish), run by the caller's own task.
+    async fn finish_here(self, outcome: Outcome) -> Result<Finish, Error> {
         if !self.take() {
             return Ok(Finish::Stale);
         }
@@ -203,7 +218,15 @@ impl<K: Key> Attempt<K> {
                 }
             }
             match self.send_finish(outcome, None).await {
-                Ok(applied) => return Ok(Finish::of(applied)),
+                Ok(true) => return Ok(Finish::Applied),
+                Ok(false) if attempt == 0 => return Ok(Finish::Stale),
+                // A resend matched nothing: an earlier send may have
+                // applied after all, so only the row can answer.
+                Ok(false) => {
+                    return resolve(&self.db, &self.lease, self.holding, outcome)
+                        .await?
+                        .ok_or(Error::InDoubt);
+                }
                 // The server refused the statement with an ERROR: the
                 // autocommit statement rolled back. (A FATAL ends the
                 // session: in doubt like an I/O error.)

@@ -48,11 +48,28 @@ impl Refusal for RevokeRefusal {
 
 /// Grants `id` an attempt holding what `Why` grants, or refuses it.
 ///
+/// The grant runs as a task of its own, so a caller dropped while the
+/// guarded statement is in flight cannot leave a granted row without its
+/// attempt: the task sees the grant through, and an attempt nobody takes is
+/// dropped, which settles it `Failed` at once instead of after its lease.
+pub(crate) async fn grant<K: Key, Why: Refusal + Send + 'static>(
+    db: &Arc<Db>,
+    id: K,
+) -> Result<Result<Attempt<K>, Why>, Error> {
+    match tokio::spawn(grant_here(db.clone(), id)).await {
+        Ok(granted) => granted,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(_) => Err(Error::NoRuntime),
+    }
+}
+
+/// [`grant`], run by the caller's own task.
+///
 /// A refusal is decided by a fresh read after the guarded statement matched
 /// nothing; if that read shows a row the guard admits (the holder finished
 /// or its lease ran out in between), the grant is retried.
-pub(crate) async fn grant<K: Key, Why: Refusal>(
-    db: &Arc<Db>,
+async fn grant_here<K: Key, Why: Refusal>(
+    db: Arc<Db>,
     id: K,
 ) -> Result<Result<Attempt<K>, Why>, Error> {
     for _ in 0..TRIES {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use async_tasks_recorder_pg::{Finish, Outcome, Statements};
+use async_tasks_recorder_pg::{Finish, Outcome, Statements, TaskState};
 use common::{cluster, connect_to, recorder, settings, table, with_statements, within};
 use std::time::Duration;
 
@@ -116,6 +116,55 @@ async fn a_lease_whose_renewal_hangs_behind_a_row_lock_reads_lost() {
         assert!(attempt.lease().is_lost());
         lock.rollback().await.unwrap();
         drop(attempt);
+    })
+    .await
+}
+
+/// A caller that gives up on its launch after the claim was sent (here it
+/// waits behind another session's row lock) must not leave the id `Working`
+/// for a whole lease: the claim that commits later settles `Failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_dropped_while_its_claim_is_in_flight_leaves_no_working_id() {
+    within(60, "a dropped launch", async {
+        let name = table("dropped");
+        let sql = Statements::new(&name, "bigint");
+        // A lease far longer than the test: only a settled attempt frees the id.
+        let recorder = with_statements::<i64>(sql, settings(Duration::from_secs(60))).await;
+        let first = recorder.claim(1).await.unwrap().unwrap();
+        assert_eq!(first.finish(Outcome::Err).await.unwrap(), Finish::Applied);
+        let mut client = connect_to(&cluster().config("postgres")).await;
+        let lock = client.transaction().await.unwrap();
+        lock.execute(
+            &format!("SELECT 1 FROM {name} WHERE id = 1 FOR UPDATE"),
+            &[],
+        )
+        .await
+        .unwrap();
+        let launch = recorder.launch(1, |_| async { Ok::<(), ()>(()) });
+        // The caller gives up while its claim waits behind the lock.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), launch)
+                .await
+                .is_err()
+        );
+        lock.rollback().await.unwrap();
+        let mut state = recorder.query(&1).await.unwrap();
+        for _ in 0..200 {
+            if state != TaskState::Working {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            state = recorder.query(&1).await.unwrap();
+        }
+        assert_eq!(
+            state,
+            TaskState::Failed,
+            "id 1 stayed Working after its launch was dropped"
+        );
+        assert!(
+            recorder.claim(1).await.unwrap().is_ok(),
+            "id 1 is launchable again"
+        );
     })
     .await
 }

@@ -11,9 +11,9 @@
 //! caller cannot drop them half-way, and an attempt whose future is dropped
 //! or panics settles `Err` before the drop returns: the in-memory recorder's
 //! claim and guard behave the same way. (A real caller cancelled during a
-//! claim leaves the attempt to settle `Err` in the background, see
-//! `Attempt`'s docs; the harness's quiescence check would count that as
-//! left `Working`.) Leases are long (60 s), so no lease
+//! claim has its grant seen through by a task of its own, which settles the
+//! attempt `Err` in the background, `answers.rs`; the harness's quiescence
+//! check would count that short while as left `Working`.) Leases are long (60 s), so no lease
 //! lapses during a case: with no lapse, `spec::fenced_step` with the
 //! holder's own fence is `spec::step` (spec test
 //! `fenced_step_delegates_to_step`), which is what the harness
