@@ -4,7 +4,8 @@
 
 mod common;
 
-use async_tasks_recorder_pg::{Finish, Outcome, Statements, TaskState};
+use async_tasks_recorder_pg::{Config, Finish, Outcome, PgRecorder, Statements, TaskState};
+use common::proxy::Proxy;
 use common::{cluster, connect_to, recorder, settings, table, with_statements, within};
 use std::time::Duration;
 
@@ -164,6 +165,75 @@ async fn a_launch_dropped_while_its_claim_is_in_flight_leaves_no_working_id() {
         assert!(
             recorder.claim(1).await.unwrap().is_ok(),
             "id 1 is launchable again"
+        );
+    })
+    .await
+}
+
+/// The connection breaks while the finish waits on a row lock, and the
+/// server goes on running it. The finish is resent and queues behind it;
+/// the first send then applies, and the resend matches nothing. The answer
+/// must be what the row proves, `Applied`, never `Stale`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_cut_in_flight_that_applied_is_answered_applied() {
+    within(60, "a finish cut in flight", async {
+        let name = table("cutfinish");
+        let proxy = Proxy::start(cluster());
+        let direct = cluster().config("postgres");
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host_path(proxy.dir())
+            .user(direct.get_user().unwrap())
+            .dbname("postgres");
+        let settings = Config {
+            pool_size: 2,
+            ..settings(Duration::from_secs(60))
+        };
+        let recorder =
+            PgRecorder::<i64>::with_statements(config, Statements::new(&name, "bigint"), settings)
+                .unwrap();
+        recorder.install().await.unwrap();
+        let attempt = recorder.claim(1).await.unwrap().unwrap();
+        let fence = attempt.lease().fence();
+        let mut client = connect_to(&cluster().config("postgres")).await;
+        let lock = client.transaction().await.unwrap();
+        lock.execute(
+            &format!("SELECT 1 FROM {name} WHERE id = 1 FOR UPDATE"),
+            &[],
+        )
+        .await
+        .unwrap();
+        let finishing = tokio::spawn(attempt.finish(Outcome::Ok));
+        let watcher = connect_to(&cluster().config("postgres")).await;
+        let waiting_finishes = || async {
+            let row = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE%'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            row.get::<_, i64>(0)
+        };
+        while waiting_finishes().await < 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The network cut: the client sees its connection close, the
+        // server keeps the first send waiting on the lock.
+        proxy.cut();
+        while waiting_finishes().await < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Both sends wait; the first one takes the lock first and applies.
+        lock.rollback().await.unwrap();
+        let finish = finishing.await.unwrap().unwrap();
+        let stored = recorder.read(&1).await.unwrap();
+        assert_eq!(stored.success_fence, Some(fence), "the first send applied");
+        assert_eq!(
+            finish,
+            Finish::Applied,
+            "id 1: an applied finish answered {finish:?}"
         );
     })
     .await

@@ -1,6 +1,8 @@
 //! One throwaway cluster per test binary, one table per test.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use async_tasks_recorder_pg::cluster::Cluster;
 use async_tasks_recorder_pg::{Config, Key, PgRecorder, Statements};
 use std::future::Future;
