@@ -9,6 +9,27 @@ use common::proxy::Proxy;
 use common::{cluster, connect_to, recorder, settings, table, with_statements, within};
 use std::time::Duration;
 
+/// Another session's lock on one row, held until [`release`](Self::release):
+/// every statement that writes the row waits behind it.
+struct RowLock(tokio_postgres::Client);
+
+impl RowLock {
+    async fn take(table: &str, id: i64) -> RowLock {
+        let client = connect_to(&cluster().config("postgres")).await;
+        client
+            .batch_execute(&format!(
+                "BEGIN; SELECT 1 FROM {table} WHERE id = {id} FOR UPDATE"
+            ))
+            .await
+            .unwrap();
+        RowLock(client)
+    }
+
+    async fn release(self) {
+        self.0.batch_execute("ROLLBACK").await.unwrap();
+    }
+}
+
 /// A `Stale` finish inside the caller's transaction leaves nothing to
 /// commit: a caller who commits anyway commits none of the zombie's writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,14 +121,7 @@ async fn a_lease_whose_renewal_hangs_behind_a_row_lock_reads_lost() {
         let sent = std::time::Instant::now();
         let attempt = recorder.claim(1).await.unwrap().unwrap();
         // Another session locks the row: every renewal waits behind it.
-        let mut client = connect_to(&cluster().config("postgres")).await;
-        let lock = client.transaction().await.unwrap();
-        lock.execute(
-            &format!("SELECT 1 FROM {name} WHERE id = 1 FOR UPDATE"),
-            &[],
-        )
-        .await
-        .unwrap();
+        let lock = RowLock::take(&name, 1).await;
         let lost = tokio::time::timeout(Duration::from_secs(5), attempt.lease().lost()).await;
         assert!(
             lost.is_ok(),
@@ -115,7 +129,7 @@ async fn a_lease_whose_renewal_hangs_behind_a_row_lock_reads_lost() {
             sent.elapsed()
         );
         assert!(attempt.lease().is_lost());
-        lock.rollback().await.unwrap();
+        lock.release().await;
         drop(attempt);
     })
     .await
@@ -133,14 +147,7 @@ async fn a_launch_dropped_while_its_claim_is_in_flight_leaves_no_working_id() {
         let recorder = with_statements::<i64>(sql, settings(Duration::from_secs(60))).await;
         let first = recorder.claim(1).await.unwrap().unwrap();
         assert_eq!(first.finish(Outcome::Err).await.unwrap(), Finish::Applied);
-        let mut client = connect_to(&cluster().config("postgres")).await;
-        let lock = client.transaction().await.unwrap();
-        lock.execute(
-            &format!("SELECT 1 FROM {name} WHERE id = 1 FOR UPDATE"),
-            &[],
-        )
-        .await
-        .unwrap();
+        let lock = RowLock::take(&name, 1).await;
         let launch = recorder.launch(1, |_| async { Ok::<(), ()>(()) });
         // The caller gives up while its claim waits behind the lock.
         assert!(
@@ -148,7 +155,7 @@ async fn a_launch_dropped_while_its_claim_is_in_flight_leaves_no_working_id() {
                 .await
                 .is_err()
         );
-        lock.rollback().await.unwrap();
+        lock.release().await;
         let mut state = recorder.query(&1).await.unwrap();
         for _ in 0..200 {
             if state != TaskState::Working {
@@ -195,14 +202,7 @@ async fn a_finish_cut_in_flight_that_applied_is_answered_applied() {
         recorder.install().await.unwrap();
         let attempt = recorder.claim(1).await.unwrap().unwrap();
         let fence = attempt.lease().fence();
-        let mut client = connect_to(&cluster().config("postgres")).await;
-        let lock = client.transaction().await.unwrap();
-        lock.execute(
-            &format!("SELECT 1 FROM {name} WHERE id = 1 FOR UPDATE"),
-            &[],
-        )
-        .await
-        .unwrap();
+        let lock = RowLock::take(&name, 1).await;
         let finishing = tokio::spawn(attempt.finish(Outcome::Ok));
         let watcher = connect_to(&cluster().config("postgres")).await;
         let waiting_finishes = || async {
@@ -226,7 +226,7 @@ async fn a_finish_cut_in_flight_that_applied_is_answered_applied() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         // Both sends wait; the first one takes the lock first and applies.
-        lock.rollback().await.unwrap();
+        lock.release().await;
         let finish = finishing.await.unwrap().unwrap();
         let stored = recorder.read(&1).await.unwrap();
         assert_eq!(stored.success_fence, Some(fence), "the first send applied");
