@@ -191,11 +191,7 @@ impl<K: Key> Attempt<K> {
     /// future does not cut it short, so the attempt is settled all the
     /// same.
     pub async fn finish(self, outcome: Outcome) -> Result<Finish, Error> {
-        match tokio::spawn(self.finish_here(outcome)).await {
-            Ok(finished) => finished,
-            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Err(_) => Err(Error::NoRuntime),
-        }
+        detached(self.finish_here(outcome)).await
     }
 
     /// [`finish`](Self::finish), run by the caller's own task.
@@ -266,6 +262,20 @@ impl<K: Key> Attempt<K> {
             abort(tx).await?;
         }
         Ok(finish)
+    }
+}
+
+/// Runs `call` as a task of its own and waits for it: a caller that drops
+/// this future does not cut `call` short (a claim or a finish in flight is
+/// seen through). A panic in `call` continues in the caller; a runtime
+/// shut down under it is [`Error::NoRuntime`].
+pub(crate) async fn detached<T: Send + 'static>(
+    call: impl Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    match tokio::spawn(call).await {
+        Ok(answer) => answer,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(_) => Err(Error::NoRuntime),
     }
 }
 

@@ -3,7 +3,7 @@
 //! on none, read the row, and either refuse by its state or, if the row
 //! changed in between so that the guard would now admit it, try again.
 
-use crate::attempt::Attempt;
+use crate::attempt::{Attempt, detached};
 use crate::db::{Db, Holding, Key, Stored};
 use crate::error::Error;
 use crate::refusal::{LaunchRefusal, RevokeRefusal};
@@ -56,11 +56,7 @@ pub(crate) async fn grant<K: Key, Why: Refusal + Send + 'static>(
     db: &Arc<Db>,
     id: K,
 ) -> Result<Result<Attempt<K>, Why>, Error> {
-    match tokio::spawn(grant_here(db.clone(), id)).await {
-        Ok(granted) => granted,
-        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-        Err(_) => Err(Error::NoRuntime),
-    }
+    detached(grant_here(db.clone(), id)).await
 }
 
 /// [`grant`], run by the caller's own task.

@@ -10,6 +10,17 @@ use common::{cluster, connect_to, recorder, settings, table, within};
 use std::error::Error as _;
 use std::time::Duration;
 
+/// A recorder on table `name`, not installed: the tests make what the
+/// table's names already hold themselves.
+fn uninstalled(name: &str) -> PgRecorder<i64> {
+    PgRecorder::new(
+        cluster().config("postgres"),
+        name,
+        settings(Duration::from_secs(30)),
+    )
+    .expect("a recorder")
+}
+
 /// A key the server refuses: PostgreSQL's text cannot hold a NUL byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_statement_shows_the_server_reason_and_its_sqlstate() {
@@ -47,12 +58,7 @@ async fn a_row_of_other_column_types_is_an_error_not_a_panic() {
         ))
         .await
         .expect("the foreign table");
-    let recorder = PgRecorder::<i64>::new(
-        cluster().config("postgres"),
-        &name,
-        settings(Duration::from_secs(30)),
-    )
-    .expect("a recorder");
+    let recorder = uninstalled(&name);
     let read = tokio::spawn(async move {
         let query = recorder.query(&1).await;
         let wait = recorder.wait(&1).await;
@@ -84,12 +90,7 @@ async fn six_replicas_install_one_table_at_once() {
         let name = table("together");
         let installs: Vec<_> = (0..6)
             .map(|_| {
-                let recorder = PgRecorder::<i64>::new(
-                    cluster().config("postgres"),
-                    &name,
-                    settings(Duration::from_secs(30)),
-                )
-                .expect("a recorder");
+                let recorder = uninstalled(&name);
                 tokio::spawn(async move { recorder.install().await })
             })
             .collect();
@@ -112,12 +113,7 @@ async fn a_fence_sequence_that_caches_values_is_refused() {
         .batch_execute(&format!("CREATE SEQUENCE {name}_fence CACHE 20"))
         .await
         .expect("a caching sequence");
-    let recorder = PgRecorder::<i64>::new(
-        cluster().config("postgres"),
-        &name,
-        settings(Duration::from_secs(30)),
-    )
-    .expect("a recorder");
+    let recorder = uninstalled(&name);
     match within(30, "the install", recorder.install()).await {
         Err(error @ Error::Schema(_)) => {
             let shown = error.to_string();
