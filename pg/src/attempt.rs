@@ -3,8 +3,9 @@
 //! caller's transaction), and the drop guard that finishes an abandoned
 //! attempt with `Err`.
 
+use crate::bounds::millis;
 use crate::db::{Db, Holding, Key, with_setting};
-use crate::error::Error;
+use crate::error::{Bound, Error};
 use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase};
 use std::future::Future;
 use std::sync::Arc;
@@ -181,11 +182,13 @@ impl<K: Key> Attempt<K> {
     /// The fenced finish: `Applied` if this attempt's fence was still
     /// current, `Stale` if not.
     ///
-    /// If the connection fails after the statement may have been sent, the
-    /// row is re-read with this fence to learn whether it committed (and
-    /// the finish is sent again if it did not), up to five tries. A resend
-    /// that matches nothing is resolved by the row too: the earlier send
-    /// may have applied after its connection broke.
+    /// A send that leaves the finish in doubt (the connection broke, or
+    /// the reply did not come within the bound) is resolved by re-reading
+    /// the row on another connection: the finish is sent again only while
+    /// the row still shows this attempt holding the id, and a resend that
+    /// matches nothing is answered by the row too, since the earlier send
+    /// may have applied late. At most five sends; what the row cannot
+    /// settle is [`Error::InDoubt`], never a guess.
     ///
     /// The finish runs as a task of its own: a caller that drops this
     /// future does not cut it short, so the attempt is settled all the
@@ -199,48 +202,64 @@ impl<K: Key> Attempt<K> {
         if !self.take() {
             return Ok(Finish::Stale);
         }
-        let mut last = None;
-        for attempt in 0..5u32 {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+        let write = self.holding.finish_name();
+        // The latest send that may have applied, and the latest error that
+        // proves its send did not.
+        let mut doubt: Option<Error> = None;
+        let mut last: Option<Error> = None;
+        for round in 0..5u32 {
+            if round > 0 {
+                tokio::time::sleep(Duration::from_millis(20 << round)).await;
+            }
+            if doubt.is_some() {
                 match resolve(&self.db, &self.lease, self.holding, outcome).await {
-                    Ok(Some(done)) => return Ok(done),
-                    Ok(None) => {}
-                    Err(Error::InDoubt) => return Err(Error::InDoubt),
-                    Err(e) => {
-                        last = Some(e);
-                        continue;
-                    }
+                    Ok(Resolution::Finished(done)) => return Ok(done),
+                    Ok(Resolution::Unapplied) | Err(_) => {}
+                    Ok(Resolution::Unprovable) => return Err(in_doubt(write, doubt)),
                 }
             }
             match self.send_finish(outcome, None).await {
                 Ok(true) => return Ok(Finish::Applied),
-                Ok(false) if attempt == 0 => return Ok(Finish::Stale),
+                Ok(false) if doubt.is_none() => return Ok(Finish::Stale),
                 // A resend matched nothing: an earlier send may have
-                // applied after all, so only the row can answer.
+                // applied after all, so only the row can answer. (Once a
+                // fence guard is false it never turns true again, so the
+                // row cannot show this attempt holding the id any more.)
                 Ok(false) => {
-                    return resolve(&self.db, &self.lease, self.holding, outcome)
-                        .await?
-                        .ok_or(Error::InDoubt);
+                    return match resolve(&self.db, &self.lease, self.holding, outcome).await {
+                        Ok(Resolution::Finished(done)) => Ok(done),
+                        _ => Err(in_doubt(write, doubt)),
+                    };
                 }
-                // The server refused the statement with an ERROR: the
-                // autocommit statement rolled back. (A FATAL ends the
-                // session: in doubt like an I/O error.)
-                Err(e) if e.rolled_back() => return Err(e),
-                // Connection trouble: the statement may or may not have
-                // committed; the next round re-reads the row.
-                Err(e) => last = Some(e),
+                Err(e) => match e.after_sending(write) {
+                    e if e.is_in_doubt() => doubt = Some(e),
+                    // The server refused it with an ERROR and nothing
+                    // earlier is in doubt: a definite answer.
+                    e if e.rolled_back() && doubt.is_none() => return Err(e),
+                    // Never sent (no connection), or refused while an
+                    // earlier send is in doubt: another round.
+                    e => last = Some(e),
+                },
             }
         }
-        Err(last.unwrap_or(Error::InDoubt))
+        Err(match doubt {
+            Some(doubt) => doubt,
+            None => last.unwrap_or_else(|| in_doubt(write, None)),
+        })
     }
 
     /// The fenced finish inside the caller's transaction `tx`, so the
     /// task's own writes in `tx` commit with it. Commit `tx` only on
-    /// `Applied`. On `Stale`, `tx` is aborted before this returns: its
-    /// writes cannot commit, and a `COMMIT` rolls them back (roll it back
-    /// or drop it). The row stays locked by `tx` until it ends, so
-    /// competing claims wait for the outcome.
+    /// `Applied`. On `Stale`, or on an error, `tx` is aborted before this
+    /// returns: its writes cannot commit, and a `COMMIT` rolls them back
+    /// (roll it back or drop it). An error is in doubt only if that abort
+    /// could not be confirmed. The row stays locked by `tx` until it ends,
+    /// so competing claims wait for the outcome (up to the lock bound).
+    ///
+    /// If `tx` rolls back after an `Applied` finish (or its `COMMIT`
+    /// fails), the attempt is settled `Failed` (a revoke's, `Success`) in
+    /// the background as soon as `tx` has ended, so the id can be launched
+    /// again without waiting for its lease to run out.
     ///
     /// A `COMMIT` whose reply is lost leaves the success in doubt: read the
     /// row ([`PgRecorder::read`](crate::PgRecorder::read)). Its
@@ -257,14 +276,63 @@ impl<K: Key> Attempt<K> {
         if !self.take() {
             return Ok(Finish::Stale);
         }
-        let finish = Finish::of(self.send_finish(outcome, Some(tx)).await?);
-        if finish == Finish::Stale {
-            abort(tx).await?;
+        let sent = self.send_finish(outcome, Some(tx)).await;
+        if !matches!(sent, Ok(false)) {
+            settle_after_rollback(self.db.clone(), self.lease.clone());
         }
-        Ok(finish)
+        let aborted = match &sent {
+            Ok(true) => return Ok(Finish::Applied),
+            _ => abort(tx, self.db.limits().reply()).await,
+        };
+        match (sent, aborted) {
+            (Ok(_), Ok(())) => Ok(Finish::Stale),
+            (Ok(_), Err(e)) => Err(e),
+            (Err(e), Ok(())) => Err(e),
+            (Err(e), Err(_)) => Err(e.after_sending(self.holding.finish_name())),
+        }
     }
 }
 
+/// An [`Error::InDoubt`] of `write`, cut short by `cause` if known.
+fn in_doubt(write: &'static str, cause: Option<Error>) -> Error {
+    match cause {
+        Some(e) if e.is_in_doubt() => e,
+        cause => Error::InDoubt {
+            write,
+            cause: cause.map(Box::new),
+        },
+    }
+}
+
+/// After a finish inside a caller's transaction that may commit, settles
+/// the attempt if that transaction rolls back instead: every pause, read
+/// the row; while it still shows this attempt holding the id, try to
+/// settle it with a statement that skips a locked row, so it never waits
+/// on the open transaction and never overrides it (a row no transaction
+/// holds any more, still held by this fence, is one whose finish rolled
+/// back). Stops once the row shows anything else, or after one lease:
+/// the lease has run out by then, and the sweep settles the row.
+fn settle_after_rollback<K: Key>(db: Arc<Db>, lease: Lease<K>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let period = db.lease();
+        let pause = (period / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let until = Instant::now() + period;
+        while Instant::now() < until {
+            tokio::time::sleep(pause).await;
+            let Ok(now) = db.read(lease.id()).await else {
+                continue;
+            };
+            let held =
+                now.fence == lease.fence() && matches!(now.phase, Phase::Working | Phase::Revoking);
+            if !held || matches!(db.abandon(lease.id(), lease.fence()).await, Ok(true)) {
+                return;
+            }
+        }
+    });
+}
 /// Runs `call` as a task of its own and waits for it: a caller that drops
 /// this future does not cut `call` short (a claim or a finish in flight is
 /// seen through). A panic in `call` continues in the caller; a runtime
@@ -279,18 +347,29 @@ pub(crate) async fn detached<T: Send + 'static>(
     }
 }
 
-/// Aborts the caller's transaction after a stale finish, so that a caller
-/// who commits anyway commits nothing: the raised error puts `tx` in the
-/// failed state, where the server answers `COMMIT` with a rollback.
-async fn abort(tx: &Transaction<'_>) -> Result<(), Error> {
+/// Aborts the caller's transaction after a stale or failed finish, so
+/// that a caller who commits anyway commits nothing: the raised error puts
+/// `tx` in the failed state, where the server answers `COMMIT` with a
+/// rollback. A transaction the server already failed answers `25P02`,
+/// which proves the same. Waits for the answer up to `bound`.
+async fn abort(tx: &Transaction<'_>, bound: Duration) -> Result<(), Error> {
     const RAISE: &str = "DO $$ BEGIN RAISE EXCEPTION USING
-        MESSAGE = 'the fenced finish was stale: this transaction cannot commit',
+        MESSAGE = 'the fenced finish did not apply: this transaction cannot commit',
         ERRCODE = 'P0001'; END $$";
-    match tx.batch_execute(RAISE).await.map_err(Error::from) {
-        // The one answer that proves the transaction aborted.
+    let raised = match tokio::time::timeout(bound, tx.batch_execute(RAISE)).await {
+        Ok(raised) => raised.map_err(Error::from),
+        Err(_) => {
+            return Err(Error::Timeout {
+                bound: Bound::Statement,
+                after: bound,
+            });
+        }
+    };
+    match raised {
+        // The answers that prove the transaction aborted.
         Err(Error::Db(e))
             if e.as_db_error()
-                .is_some_and(|db| db.code().code() == "P0001") =>
+                .is_some_and(|db| matches!(db.code().code(), "P0001" | "25P02")) =>
         {
             Ok(())
         }
@@ -318,23 +397,37 @@ impl<K: Key> Drop for Attempt<K> {
     }
 }
 
-/// Resolves a finish whose statement failed in transit by reading the
-/// row with the finisher's fence (see [`Attempt::finish`]): `None` if it
-/// has not been applied and may be sent again.
+/// What the row proves of a finish whose send is in doubt.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(crate) enum Resolution {
+    /// The row proves what the finish did.
+    Finished(Finish),
+    /// The row still shows this attempt holding the id: the finish has not
+    /// applied, and may be sent again.
+    Unapplied,
+    /// The row can no longer tell: the id moved to a later epoch.
+    Unprovable,
+}
+
+/// Resolves a finish whose send is in doubt by reading the row with the
+/// finisher's fence (see [`Attempt::finish`]). Identity is proved by the
+/// fence the row keeps, never inferred from the row having moved on: a
+/// success keeps its finisher's fence in `success_fence`, a revoke end
+/// keeps its fence on the `NotFound` row it leaves.
 pub(crate) async fn resolve<K: Key>(
     db: &Db,
     lease: &Lease<K>,
     holding: Holding,
     outcome: Outcome,
-) -> Result<Option<Finish>, Error> {
+) -> Result<Resolution, Error> {
     let now = db.read(lease.id()).await?;
     let mine = lease.fence();
     let applied = match (holding, outcome) {
         (Holding::Work, _) if now.fence == mine && now.phase == Phase::Working => {
-            return Ok(None);
+            return Ok(Resolution::Unapplied);
         }
         (Holding::Revoke, _) if now.fence == mine && now.phase == Phase::Revoking => {
-            return Ok(None);
+            return Ok(Resolution::Unapplied);
         }
         (Holding::Work, Outcome::Ok) => {
             if now.success_fence == Some(mine) {
@@ -342,7 +435,7 @@ pub(crate) async fn resolve<K: Key>(
             } else if now.epoch == lease.epoch() {
                 false
             } else {
-                return Err(Error::InDoubt);
+                return Ok(Resolution::Unprovable);
             }
         }
         (Holding::Work, Outcome::Err) => now.fence == mine && now.phase == Phase::Failed,
@@ -356,12 +449,12 @@ pub(crate) async fn resolve<K: Key>(
             } else if now.epoch == lease.epoch() + 1 && now.phase == Phase::NotFound {
                 now.fence == mine
             } else {
-                return Err(Error::InDoubt);
+                return Ok(Resolution::Unprovable);
             }
         }
         (Holding::Revoke, Outcome::Err) => now.fence == mine && now.phase == Phase::Success,
     };
-    Ok(Some(Finish::of(applied)))
+    Ok(Resolution::Finished(Finish::of(applied)))
 }
 
 /// Renews `lease` every third of the lease period until `stop`, and marks
@@ -413,9 +506,8 @@ pub fn end_idle_transactions(
     config: &mut tokio_postgres::Config,
     after: Duration,
 ) -> &mut tokio_postgres::Config {
-    let millis = after.as_millis().clamp(1, i32::MAX as u128);
     with_setting(
         config,
-        &format!("-c idle_in_transaction_session_timeout={millis}"),
+        &format!("-c idle_in_transaction_session_timeout={}", millis(after)),
     )
 }

@@ -8,7 +8,8 @@
 //! field of [`Statements`]; the methods below bind and read them in that
 //! order.
 
-use crate::error::Error;
+use crate::bounds::Limits;
+use crate::error::{Bound, Error};
 use crate::sql::{Statements, phase_of, phases_read_as, state_code};
 use crate::switches::Switches;
 use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase, TaskState};
@@ -90,6 +91,17 @@ fn column<T: FromSqlOwned>(row: &Row, index: usize, name: &'static str) -> Resul
     })
 }
 
+/// What a grant statement returned: `(epoch, fence)` of the new attempt
+/// from its row `(fence, epoch)`, or `None` if its guard admitted no row.
+fn row_grant(rows: Vec<Row>) -> Result<Option<(Epoch, Fence)>, Error> {
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let fence: i64 = column(row, 0, "fence")?;
+    let epoch: i64 = column(row, 1, "epoch")?;
+    Ok(Some((epoch as Epoch, fence as Fence)))
+}
+
 /// What an attempt holds: a launch's `Working` or a revoke's `Revoking`.
 /// It picks the statement that grants the attempt and the one that
 /// finishes it.
@@ -97,6 +109,24 @@ fn column<T: FromSqlOwned>(row: &Row, index: usize, name: &'static str) -> Resul
 pub(crate) enum Holding {
     Work,
     Revoke,
+}
+
+impl Holding {
+    /// The grant's name in errors.
+    pub(crate) fn grant_name(self) -> &'static str {
+        match self {
+            Holding::Work => "claim",
+            Holding::Revoke => "revoke begin",
+        }
+    }
+
+    /// The finish's name in errors.
+    pub(crate) fn finish_name(self) -> &'static str {
+        match self {
+            Holding::Work => "finish",
+            Holding::Revoke => "revoke end",
+        }
+    }
 }
 
 /// A statement parameter.
@@ -113,7 +143,13 @@ fn positive_micros(d: Duration) -> Result<i64, Error> {
 /// One recorder's connection to its table, shared by its clones and
 /// attempts.
 pub(crate) struct Db {
+    /// The connections of the user's calls and of finishes.
     pool: Pool,
+    /// The connections of renewals only: user calls waiting on a locked
+    /// row, or a burst of them, cannot starve the renewals of other ids'
+    /// leases.
+    renewals: Pool,
+    limits: Limits,
     sql: Statements,
     key_type: Type,
     lease_micros: i64,
@@ -144,32 +180,45 @@ pub(crate) fn with_setting<'a>(
 const SESSION_SETTINGS: &str =
     "-c default_transaction_isolation=read\\ committed -c synchronous_commit=on";
 
+/// The settings of a recorder's connections to the database.
+pub(crate) struct Connections {
+    pub(crate) lease: Duration,
+    pub(crate) limits: Limits,
+    pub(crate) pool_size: usize,
+    pub(crate) renewal_pool_size: usize,
+}
+
+/// A pool of up to `size` connections of `config`.
+fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, Error> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .build()
+        .map_err(|e| Error::Pool(e.to_string()))
+}
+
 impl Db {
-    /// A pool of `pool_size` connections to the database `config` names,
-    /// sending `sql` with ids of column type `key_type` under leases of
-    /// `lease`.
+    /// Pools of connections to the database `config` names, sending `sql`
+    /// with ids of column type `key_type`, under `connections`.
     pub(crate) fn open(
         mut config: tokio_postgres::Config,
         sql: Statements,
         key_type: Type,
-        lease: Duration,
-        pool_size: usize,
+        connections: Connections,
     ) -> Result<Db, Error> {
-        let lease_micros = positive_micros(lease)?;
+        let lease_micros = positive_micros(connections.lease)?;
         with_setting(&mut config, SESSION_SETTINGS);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(pool_size.max(1))
-            .build()
-            .map_err(|e| Error::Pool(e.to_string()))?;
+        connections.limits.apply(&mut config);
         Ok(Db {
-            pool,
+            pool: pool(config.clone(), connections.pool_size)?,
+            renewals: pool(config, connections.renewal_pool_size)?,
+            limits: connections.limits,
             sql,
             key_type,
             lease_micros,
@@ -180,6 +229,11 @@ impl Db {
     /// How long a grant or a renewal holds the id.
     pub(crate) fn lease(&self) -> Duration {
         Duration::from_micros(self.lease_micros as u64)
+    }
+
+    /// The bounds of every statement.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Runs the schema's DDL, then checks the fence sequence, in one
@@ -231,15 +285,52 @@ impl Db {
         }
     }
 
+    /// Runs one statement on a connection of the user's pool.
     async fn run(
         &self,
         sql: &str,
         types: &[Type],
         params: &[Param<'_>],
     ) -> Result<Vec<Row>, Error> {
-        let client = self.pool.get().await?;
-        let statement = client.prepare_typed_cached(sql, types).await?;
-        Ok(client.query(&statement, params).await?)
+        self.run_on(&self.pool, sql, types, params).await
+    }
+
+    /// Runs one statement on a connection of `pool`, within the bounds: a
+    /// connection within the connection bound, the reply within the
+    /// statement bound and a tenth. A connection whose reply did not come
+    /// is dropped, never handed out again: the server behind it may have
+    /// stopped answering.
+    async fn run_on(
+        &self,
+        pool: &Pool,
+        sql: &str,
+        types: &[Type],
+        params: &[Param<'_>],
+    ) -> Result<Vec<Row>, Error> {
+        let limits = &self.limits;
+        let client = match tokio::time::timeout(limits.connection, pool.get()).await {
+            Ok(client) => client?,
+            Err(_) => {
+                return Err(Error::Timeout {
+                    bound: Bound::Connection,
+                    after: limits.connection,
+                });
+            }
+        };
+        let reply = async {
+            let statement = client.prepare_typed_cached(sql, types).await?;
+            client.query(&statement, params).await
+        };
+        match tokio::time::timeout(limits.reply(), reply).await {
+            Ok(rows) => Ok(rows?),
+            Err(_) => {
+                drop(deadpool_postgres::Object::take(client));
+                Err(Error::Timeout {
+                    bound: Bound::Statement,
+                    after: limits.reply(),
+                })
+            }
+        }
     }
 
     /// [`run`](Self::run) for a statement that may safely run twice (a
@@ -287,14 +378,20 @@ impl Db {
         let shift = self.switches.shift();
         let rows = match holding {
             Holding::Work => {
-                let types = [
-                    self.key_type.clone(),
-                    Type::INT8,
-                    Type::INT8,
-                    Type::TIMESTAMPTZ,
-                ];
-                let client_now = self.switches.client_now();
-                let params: [Param; 4] = [id, &self.lease_micros, &shift, &client_now];
+                #[cfg(feature = "test-hooks")]
+                if self.sql.claim_reads_client_clock {
+                    let types = [
+                        self.key_type.clone(),
+                        Type::INT8,
+                        Type::INT8,
+                        Type::TIMESTAMPTZ,
+                    ];
+                    let client_now = self.switches.client_now();
+                    let params: [Param; 4] = [id, &self.lease_micros, &shift, &client_now];
+                    return row_grant(self.run(&self.sql.claim, &types, &params).await?);
+                }
+                let types = [self.key_type.clone(), Type::INT8, Type::INT8];
+                let params: [Param; 3] = [id, &self.lease_micros, &shift];
                 self.run(&self.sql.claim, &types, &params).await?
             }
             Holding::Revoke => {
@@ -303,12 +400,7 @@ impl Db {
                 self.run(&self.sql.revoke_begin, &types, &params).await?
             }
         };
-        let Some(row) = rows.first() else {
-            return Ok(None);
-        };
-        let fence: i64 = column(row, 0, "fence")?;
-        let epoch: i64 = column(row, 1, "epoch")?;
-        Ok(Some((epoch as Epoch, fence as Fence)))
+        row_grant(rows)
     }
 
     /// Extends the lease of the attempt holding `fence` on `id`; `Ok(false)`
@@ -321,7 +413,9 @@ impl Db {
             &self.lease_micros,
             &self.switches.shift(),
         ];
-        let rows = self.run(&self.sql.renew, &types, &params).await?;
+        let rows = self
+            .run_on(&self.renewals, &self.sql.renew, &types, &params)
+            .await?;
         Ok(!rows.is_empty())
     }
 
@@ -351,11 +445,33 @@ impl Db {
         let params: [Param; 3] = [id, &fence, value];
         let rows = match tx {
             Some(tx) => {
-                let statement = tx.prepare_typed(sql, &types).await?;
-                tx.query(&statement, &params).await?
+                let reply = async {
+                    let statement = tx.prepare_typed(sql, &types).await?;
+                    tx.query(&statement, &params).await
+                };
+                match tokio::time::timeout(self.limits.reply(), reply).await {
+                    Ok(rows) => rows?,
+                    Err(_) => {
+                        return Err(Error::Timeout {
+                            bound: Bound::Statement,
+                            after: self.limits.reply(),
+                        });
+                    }
+                }
             }
             None => self.run(sql, &types, &params).await?,
         };
+        Ok(!rows.is_empty())
+    }
+
+    /// Settles the attempt holding `fence` on `id` as its `Err` finish
+    /// would (`Working` to `Failed`, `Revoking` to `Success`), unless
+    /// another session holds the row: `Ok(true)` if it did.
+    pub(crate) async fn abandon(&self, id: Param<'_>, fence: Fence) -> Result<bool, Error> {
+        let types = [self.key_type.clone(), Type::INT8];
+        let rows = self
+            .run(&self.sql.abandon, &types, &[id, &(fence as i64)])
+            .await?;
         Ok(!rows.is_empty())
     }
 

@@ -1,6 +1,16 @@
-//! The crate's error: connection loss, a refused statement, bad input.
+//! The crate's error: connection loss, a refused statement, a bound passed,
+//! bad input; and whether a write it reports may have applied.
 
 use std::time::Duration;
+
+/// Which of the [`Bounds`](crate::Bounds) a call passed.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+pub enum Bound {
+    /// Waiting for a connection of the pool.
+    Connection,
+    /// Waiting for a statement's reply.
+    Statement,
+}
 
 /// Errors are values: connection loss, a refused statement, bad input.
 #[derive(Debug)]
@@ -15,10 +25,29 @@ pub enum Error {
     BadTableName(String),
     /// A lease or interval out of range.
     BadDuration(Duration),
-    /// A finish whose outcome could not be resolved: the connection failed
-    /// after sending it, and by the time the row could be re-read the id
-    /// had been revoked and succeeded again in a later epoch.
-    InDoubt,
+    /// A write was sent and no answer proves what it did: its connection
+    /// broke or its reply did not come within the bound, and the row could
+    /// not settle it (a claim's row never can: its fence was in the lost
+    /// reply; a finish's row cannot once the id has moved to a later
+    /// epoch). It may or may not have applied. A claim that did holds the
+    /// id under a lease nobody renews, and the sweep expires it after one
+    /// lease.
+    InDoubt {
+        /// The write: `claim`, `revoke begin`, `finish`, `revoke end`.
+        write: &'static str,
+        /// What cut it short, if the call saw it (not when only the row's
+        /// later epoch hides the answer).
+        cause: Option<Box<Error>>,
+    },
+    /// A call waited past one of its [`Bounds`](crate::Bounds) for the
+    /// database and gave up; nothing it sent is in doubt (that would be
+    /// [`Error::InDoubt`]).
+    Timeout {
+        /// The bound that was passed.
+        bound: Bound,
+        /// Its length.
+        after: Duration,
+    },
     /// The id changed state on every one of many retries of a claim or
     /// revoke; nothing was changed by this call.
     Contended,
@@ -67,7 +96,23 @@ impl std::fmt::Display for Error {
                 "table name {name:?} is not a lower-case identifier of at most 50 characters"
             ),
             Error::BadDuration(d) => write!(f, "duration {d:?} out of range"),
-            Error::InDoubt => write!(f, "finish outcome in doubt: the id moved to a later epoch"),
+            Error::InDoubt { write, cause } => {
+                write!(f, "the {write} is in doubt: it may or may not have applied")?;
+                match cause {
+                    Some(cause) => write!(f, " ({cause})"),
+                    None => write!(
+                        f,
+                        " (the id moved to a later epoch before its row was read)"
+                    ),
+                }
+            }
+            Error::Timeout { bound, after } => {
+                let what = match bound {
+                    Bound::Connection => "a pooled connection",
+                    Bound::Statement => "the statement's reply",
+                };
+                write!(f, "timed out after {after:?} waiting for {what}")
+            }
             Error::Contended => write!(f, "the id changed state on every retry"),
             Error::NoRuntime => write!(f, "no tokio runtime to run the task on"),
             Error::Schema(why) => write!(f, "schema refused: {why}"),
@@ -83,6 +128,9 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Db(e) | Error::Column { error: e, .. } => Some(e),
+            Error::InDoubt {
+                cause: Some(cause), ..
+            } => Some(cause.as_ref()),
             _ => None,
         }
     }
@@ -104,6 +152,37 @@ impl From<deadpool_postgres::PoolError> for Error {
 }
 
 impl Error {
+    /// Whether this error leaves a write in doubt ([`Error::InDoubt`]).
+    /// Every other error is definite: the call's write did not apply (the
+    /// server refused it and rolled it back, or it was never sent), or the
+    /// call writes nothing a caller must reconcile (a read, a listing, the
+    /// idempotent sweep).
+    pub fn is_in_doubt(&self) -> bool {
+        matches!(self, Error::InDoubt { .. })
+    }
+
+    /// `self`, met by `write`: in doubt, unless it came before the write
+    /// could be sent (no connection) or the server's own `ERROR` proves it
+    /// rolled back.
+    pub(crate) fn after_sending(self, write: &'static str) -> Error {
+        let unsent = matches!(
+            self,
+            Error::Pool(_)
+                | Error::Timeout {
+                    bound: Bound::Connection,
+                    ..
+                }
+        );
+        if unsent || self.rolled_back() || self.is_in_doubt() {
+            self
+        } else {
+            Error::InDoubt {
+                write,
+                cause: Some(Box::new(self)),
+            }
+        }
+    }
+
     /// The connection broke under the statement (an I/O error, or a
     /// `FATAL` that ended the session): whether the statement committed is
     /// unknown, and another connection may succeed.
@@ -115,5 +194,11 @@ impl Error {
     /// statement rolled back, and sending it again would be refused again.
     pub(crate) fn rolled_back(&self) -> bool {
         matches!(self, Error::Db(e) if e.as_db_error().is_some_and(|db| db.severity() == "ERROR"))
+    }
+
+    /// The server stopped the statement's wait on a row lock at the lock
+    /// bound (`lock_timeout`, SQLSTATE 55P03): it rolled back.
+    pub(crate) fn waited_past_the_lock_bound(&self) -> bool {
+        matches!(self, Error::Db(e) if e.as_db_error().is_some_and(|db| db.code().code() == "55P03"))
     }
 }

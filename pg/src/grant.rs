@@ -11,7 +11,8 @@ use async_tasks_recorder::spec::Phase;
 use std::sync::Arc;
 use tokio::time::Instant;
 
-/// Tries before a grant gives up with [`Error::Contended`].
+/// Tries before a grant gives up with [`Error::Contended`] (as it does
+/// once the statement bound has passed since its first try).
 const TRIES: usize = 64;
 
 /// A refusal of a grant: which attempt the grant makes, and how the row
@@ -68,14 +69,33 @@ async fn grant_here<K: Key, Why: Refusal>(
     db: Arc<Db>,
     id: K,
 ) -> Result<Result<Attempt<K>, Why>, Error> {
+    let until = Instant::now() + db.limits().statement;
     for _ in 0..TRIES {
         let sent = Instant::now();
-        if let Some((epoch, fence)) = db.grant(&id, Why::HOLDING).await? {
+        let granted = match db.grant(&id, Why::HOLDING).await {
+            Ok(granted) => granted,
+            // The row stayed locked past the lock bound (its holder is in
+            // the middle of a finish inside its own transaction, or
+            // frozen there): the statement rolled back, and the committed
+            // row decides the refusal. A row the guard would admit is not
+            // waited for again: the error says why.
+            Err(e) if e.waited_past_the_lock_bound() => {
+                return match Why::of(&db.read(&id).await?) {
+                    Some(why) => Ok(Err(why)),
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e.after_sending(Why::HOLDING.grant_name())),
+        };
+        if let Some((epoch, fence)) = granted {
             let attempt = Attempt::start(db.clone(), id, epoch, fence, Why::HOLDING, sent);
             return Ok(Ok(attempt));
         }
         if let Some(why) = Why::of(&db.read(&id).await?) {
             return Ok(Err(why));
+        }
+        if Instant::now() >= until {
+            break;
         }
     }
     Err(Error::Contended)

@@ -1,11 +1,12 @@
 //! Every test hook in one room: the hidden [`PgRecorder`] calls that make
 //! time pass, run a clock fast, pause a process, swap in known-bad
-//! statements, and ask how an in-doubt finish resolves. A production
-//! caller needs none of them: they stay hidden from the docs. The switches
+//! statements, and ask how an in-doubt finish resolves. They exist only
+//! with the `test-hooks` feature, which the crate's own tests and the stress
+//! tool turn on: a production build cannot call them. The switches
 //! they flip live below, in `switches.rs`, where the statements and the
 //! renewal loop read them.
 
-use crate::attempt::{self, Finish, Lease};
+use crate::attempt::{self, Finish, Lease, Resolution};
 use crate::db::{Holding, Key};
 use crate::error::Error;
 use crate::recorder::{Config, PgRecorder};
@@ -47,7 +48,8 @@ impl<K: Key> PgRecorder<K> {
 
     /// Test hook: what re-reading the row says of a finish by `lease` with
     /// `outcome` (of a revoke if `revoke`): `None` if it has not been
-    /// applied and could be sent again.
+    /// applied and could be sent again, [`Error::InDoubt`] if the row can no
+    /// longer tell.
     #[doc(hidden)]
     pub async fn resolve_finish(
         &self,
@@ -60,6 +62,13 @@ impl<K: Key> PgRecorder<K> {
         } else {
             Holding::Work
         };
-        attempt::resolve(&self.db, lease, holding, outcome).await
+        match attempt::resolve(&self.db, lease, holding, outcome).await? {
+            Resolution::Finished(done) => Ok(Some(done)),
+            Resolution::Unapplied => Ok(None),
+            Resolution::Unprovable => Err(Error::InDoubt {
+                write: holding.finish_name(),
+                cause: None,
+            }),
+        }
     }
 }

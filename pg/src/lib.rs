@@ -86,9 +86,11 @@
 // and `attempt` read, and `hooks` the hidden `PgRecorder` calls that flip
 // them.
 mod attempt;
+mod bounds;
 mod db;
 mod error;
 mod grant;
+#[cfg(feature = "test-hooks")]
 mod hooks;
 mod recorder;
 mod refusal;
@@ -99,8 +101,9 @@ mod switches;
 pub mod cluster;
 
 pub use attempt::{Attempt, Finish, Lease, end_idle_transactions};
+pub use bounds::Bounds;
 pub use db::{Key, Stored};
-pub use error::Error;
+pub use error::{Bound, Error};
 pub use recorder::{Config, PgRecorder};
 pub use refusal::{LaunchRefusal, Refused, RevokeRefusal};
 pub use sweeper::Sweeper;
@@ -108,4 +111,8 @@ pub use sweeper::Sweeper;
 pub use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase, TaskState};
 
 #[doc(hidden)]
-pub use sql::{KnownBad, Statements, phase_of, state_code, state_codes};
+pub use sql::{Statements, phase_of, state_code, state_codes};
+
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub use sql::KnownBad;

@@ -3,7 +3,8 @@
 //! continues as an [`Attempt`].
 
 use crate::attempt::{Attempt, Finish, Lease};
-use crate::db::{Db, Key, Stored};
+use crate::bounds::{Bounds, Limits};
+use crate::db::{Connections, Db, Key, Stored};
 use crate::error::Error;
 use crate::grant::grant;
 use crate::refusal::{LaunchRefusal, Refused, RevokeRefusal};
@@ -21,8 +22,14 @@ pub struct Config {
     /// Longest pause between two polls of [`PgRecorder::wait`]; the first
     /// polls come after 1 ms and double up to this. Default 50 ms.
     pub wait_poll_max: Duration,
-    /// Connections in the pool. Default 16.
+    /// Connections in the pool of the calls and finishes. Default 16.
     pub pool_size: usize,
+    /// Connections kept for lease renewals only, so that calls waiting on
+    /// a locked row cannot starve them. Default 2.
+    pub renewal_pool_size: usize,
+    /// How long any one statement, lock wait and pool wait may take.
+    /// Default: derived from the lease (see [`Bounds`]).
+    pub bounds: Bounds,
 }
 
 impl Default for Config {
@@ -31,6 +38,8 @@ impl Default for Config {
             lease: Duration::from_secs(30),
             wait_poll_max: Duration::from_millis(50),
             pool_size: 16,
+            renewal_pool_size: 2,
+            bounds: Bounds::default(),
         }
     }
 }
@@ -72,13 +81,13 @@ impl<K: Key> PgRecorder<K> {
         sql: Statements,
         settings: Config,
     ) -> Result<Self, Error> {
-        let db = Db::open(
-            config,
-            sql,
-            K::pg_type(),
-            settings.lease,
-            settings.pool_size,
-        )?;
+        let connections = Connections {
+            lease: settings.lease,
+            limits: Limits::of(settings.bounds, settings.lease),
+            pool_size: settings.pool_size,
+            renewal_pool_size: settings.renewal_pool_size,
+        };
+        let db = Db::open(config, sql, K::pg_type(), connections)?;
         Ok(PgRecorder {
             db: Arc::new(db),
             wait_poll_max: settings.wait_poll_max.max(Duration::from_millis(1)),

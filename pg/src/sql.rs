@@ -16,16 +16,19 @@
 //! by the same function from them, so neither can drift from the other.
 
 mod code;
+#[cfg(feature = "test-hooks")]
 mod known_bad;
 
 pub(crate) use code::phases_read_as;
 pub use code::{phase_of, state_code, state_codes};
+#[cfg(feature = "test-hooks")]
 pub use known_bad::KnownBad;
 
 use async_tasks_recorder::spec::Phase;
 
 /// The SQL text of every operation on one table. Built by
-/// [`Statements::new`], made known-bad by [`Statements::known_bad`]; its
+/// [`Statements::new`], made known-bad by `Statements::known_bad` (with the
+/// `test-hooks` feature); its
 /// fields are public (and hidden from the docs) so that tests and tools can
 /// read a statement's text.
 #[doc(hidden)]
@@ -34,7 +37,8 @@ pub struct Statements {
     /// DDL run by `install`.
     pub schema: String,
     /// NotFound/Failed/lapsed Working -> Working with a new fence.
-    /// Params: id, lease µs, shift µs, client clock (read by no correct statement).
+    /// Params: id, lease µs, shift µs (and the client's clock, as a fourth,
+    /// for the known-bad claim that reads it).
     /// Returns the row's `(fence, epoch)` if granted.
     pub claim: String,
     /// Working(fence) -> Success or Failed. Params: id, fence, new state
@@ -54,6 +58,11 @@ pub struct Statements {
     pub read: String,
     /// The sweep for one id (used by `wait`). Params: id, shift µs.
     pub expire_one: String,
+    /// Working or Revoking (fence) -> Failed or Success, skipping a row
+    /// another session holds: settles an attempt whose finish inside the
+    /// caller's transaction rolled back. Params: id, fence. Returns the
+    /// new state if applied.
+    pub abandon: String,
     /// The sweep: every lapsed row, any replica, idempotent. Params: shift µs, limit.
     /// Returns `(id, new state)` per expired row.
     pub sweep: String,
@@ -63,6 +72,9 @@ pub struct Statements {
     pub count: String,
     /// The table, to format a statement again as known-bad.
     table: String,
+    /// The claim reads the client's clock as `$4` (a known-bad claim).
+    #[cfg(feature = "test-hooks")]
+    pub(crate) claim_reads_client_clock: bool,
 }
 
 /// The stored code of each phase, named for formatting into statements.
@@ -217,6 +229,14 @@ impl Statements {
                  RETURNING state",
                 now2 = now(2),
             ),
+            abandon: format!(
+                "UPDATE {t} SET state = CASE WHEN state = {working} THEN {failed} ELSE {success} END, lease_until = NULL
+                 WHERE id IN (SELECT id FROM {t}
+                              WHERE id = $1 AND state IN ({working}, {revoking}) AND {FENCE_IS_CURRENT}
+                              FOR UPDATE SKIP LOCKED)
+                   AND state IN ({working}, {revoking}) AND {FENCE_IS_CURRENT}
+                 RETURNING state"
+            ),
             sweep: format!(
                 "UPDATE {t} SET state = CASE WHEN state = {working} THEN {failed} ELSE {success} END, lease_until = NULL
                  WHERE id IN (SELECT id FROM {t}
@@ -229,6 +249,8 @@ impl Statements {
             list: format!("SELECT id FROM {t} WHERE state IN ($1, $2) ORDER BY id"),
             count: format!("SELECT state, count(*) FROM {t} GROUP BY state"),
             table: t.to_owned(),
+            #[cfg(feature = "test-hooks")]
+            claim_reads_client_clock: false,
         }
     }
 }

@@ -6,29 +6,8 @@ mod common;
 
 use async_tasks_recorder_pg::{Config, Finish, Outcome, PgRecorder, Statements, TaskState};
 use common::proxy::Proxy;
-use common::{cluster, connect_to, recorder, settings, table, with_statements, within};
+use common::{RowLock, cluster, connect_to, recorder, settings, table, with_statements, within};
 use std::time::Duration;
-
-/// Another session's lock on one row, held until [`release`](Self::release):
-/// every statement that writes the row waits behind it.
-struct RowLock(tokio_postgres::Client);
-
-impl RowLock {
-    async fn take(table: &str, id: i64) -> RowLock {
-        let client = connect_to(&cluster().config("postgres")).await;
-        client
-            .batch_execute(&format!(
-                "BEGIN; SELECT 1 FROM {table} WHERE id = {id} FOR UPDATE"
-            ))
-            .await
-            .unwrap();
-        RowLock(client)
-    }
-
-    async fn release(self) {
-        self.0.batch_execute("ROLLBACK").await.unwrap();
-    }
-}
 
 /// A `Stale` finish inside the caller's transaction leaves nothing to
 /// commit: a caller who commits anyway commits none of the zombie's writes.
@@ -186,12 +165,7 @@ async fn a_finish_cut_in_flight_that_applied_is_answered_applied() {
     within(60, "a finish cut in flight", async {
         let name = table("cutfinish");
         let proxy = Proxy::start(cluster());
-        let direct = cluster().config("postgres");
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host_path(proxy.dir())
-            .user(direct.get_user().unwrap())
-            .dbname("postgres");
+        let config = proxy.config(cluster());
         let settings = Config {
             pool_size: 2,
             ..settings(Duration::from_secs(60))
@@ -235,6 +209,71 @@ async fn a_finish_cut_in_flight_that_applied_is_answered_applied() {
             Finish::Applied,
             "id 1: an applied finish answered {finish:?}"
         );
+    })
+    .await
+}
+
+/// A `finish_in` that applied, then its transaction rolled back: the
+/// attempt is settled `Failed` once the transaction has ended, so the id
+/// can be launched again at once rather than after its 30 s lease. (Before,
+/// the attempt was consumed and the id read `Working` for the whole lease.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_in_whose_transaction_rolls_back_settles_the_attempt() {
+    within(60, "a rolled-back finish_in", async {
+        let recorder = recorder::<i64>("rollback", settings(Duration::from_secs(30))).await;
+        let attempt = recorder.claim(1).await.unwrap().unwrap();
+        let fence = attempt.lease().fence();
+        let mut client = connect_to(&cluster().config("postgres")).await;
+        let tx = client.transaction().await.unwrap();
+        assert_eq!(
+            attempt.finish_in(&tx, Outcome::Ok).await.unwrap(),
+            Finish::Applied
+        );
+        // The transaction stays open a while: the attempt is not settled
+        // under it.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(recorder.query(&1).await.unwrap(), TaskState::Working);
+        tx.rollback().await.unwrap();
+        let settled = within(10, "id 1 settled after the rollback", async {
+            loop {
+                let state = recorder.query(&1).await.unwrap();
+                if state != TaskState::Working {
+                    return state;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert_eq!(
+            settled,
+            TaskState::Failed,
+            "id 1 after its finish rolled back"
+        );
+        let again = recorder.claim(1).await.unwrap().unwrap();
+        assert!(again.lease().fence() > fence);
+    })
+    .await
+}
+
+/// A `finish_in` that applied and committed is never settled again: the
+/// success stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_finish_in_stays_success() {
+    within(60, "a committed finish_in", async {
+        let recorder = recorder::<i64>("committed", settings(Duration::from_secs(30))).await;
+        let attempt = recorder.claim(1).await.unwrap().unwrap();
+        let mut client = connect_to(&cluster().config("postgres")).await;
+        let tx = client.transaction().await.unwrap();
+        assert_eq!(
+            attempt.finish_in(&tx, Outcome::Ok).await.unwrap(),
+            Finish::Applied
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tx.commit().await.unwrap();
+        // Past several of the settler's pauses (a tenth of the lease, at
+        // most 1 s).
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(recorder.query(&1).await.unwrap(), TaskState::Success);
     })
     .await
 }

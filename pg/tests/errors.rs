@@ -41,6 +41,10 @@ async fn a_refused_statement_shows_the_server_reason_and_its_sqlstate() {
         error.source().is_some(),
         "the client error is kept as the source"
     );
+    assert!(
+        !error.is_in_doubt(),
+        "a statement the server refused with an ERROR rolled back: {shown}"
+    );
 }
 
 /// A table of the recorder's name whose `state` column is text: every

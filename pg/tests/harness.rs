@@ -80,6 +80,7 @@ impl<const GUARDED: bool> Default for Pg<GUARDED> {
             lease: Duration::from_secs(60),
             wait_poll_max: POLL,
             pool_size: 4,
+            ..Config::default()
         };
         let mut sql = Statements::new(&common::table("harness"), "bigint");
         if !GUARDED {

@@ -344,10 +344,11 @@ async fn rival_claim_while_finish_in_is_open(
         Finish::Applied
     );
     // The holder is frozen here: no statement, no commit. The rival claims
-    // until granted (the first tries may find the lease still live).
+    // until granted (the first tries may find the lease still live, and
+    // later ones wait on the frozen lock until the lock bound).
     let granted = tokio::time::timeout(wait, async {
         loop {
-            if let Ok(attempt) = rival.claim("frozen".into()).await.unwrap() {
+            if let Ok(Ok(attempt)) = rival.claim("frozen".into()).await {
                 return attempt.lease().fence();
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -64,6 +64,7 @@ impl Statements {
             }
             KnownBad::ClaimByClientClock => {
                 self.claim = claim(t, &claim_guard(&claim_lapsed_by(CLIENT_CLOCK)));
+                self.claim_reads_client_clock = true;
             }
             KnownBad::ClaimWithoutGuard => self.claim = claim(t, ""),
             KnownBad::ReadComputesExpiry => {
@@ -86,7 +87,7 @@ mod tests {
     use super::*;
 
     /// The statements by name, to compare one defect's set with the good one.
-    fn by_name(sql: &Statements) -> [(&'static str, &str); 11] {
+    fn by_name(sql: &Statements) -> [(&'static str, &str); 12] {
         [
             ("schema", &sql.schema),
             ("claim", &sql.claim),
@@ -96,6 +97,7 @@ mod tests {
             ("revoke_end", &sql.revoke_end),
             ("read", &sql.read),
             ("expire_one", &sql.expire_one),
+            ("abandon", &sql.abandon),
             ("sweep", &sql.sweep),
             ("list", &sql.list),
             ("count", &sql.count),

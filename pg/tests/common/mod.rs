@@ -33,7 +33,12 @@ pub fn settings(lease: Duration) -> Config {
 
 /// A recorder on a new table, installed.
 pub async fn recorder<K: Key>(prefix: &str, settings: Config) -> PgRecorder<K> {
-    let recorder = PgRecorder::new(cluster().config("postgres"), &table(prefix), settings).unwrap();
+    recorder_on(&table(prefix), settings).await
+}
+
+/// A recorder on table `name`, installed.
+pub async fn recorder_on<K: Key>(name: &str, settings: Config) -> PgRecorder<K> {
+    let recorder = PgRecorder::new(cluster().config("postgres"), name, settings).unwrap();
     recorder.install().await.unwrap();
     recorder
 }
@@ -58,4 +63,25 @@ pub async fn connect_to(config: &tokio_postgres::Config) -> tokio_postgres::Clie
     let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     client
+}
+
+/// Another session's lock on one row, held until [`release`](Self::release):
+/// every statement that writes the row waits behind it.
+pub struct RowLock(tokio_postgres::Client);
+
+impl RowLock {
+    pub async fn take(table: &str, id: i64) -> RowLock {
+        let client = connect_to(&cluster().config("postgres")).await;
+        client
+            .batch_execute(&format!(
+                "BEGIN; SELECT 1 FROM {table} WHERE id = {id} FOR UPDATE"
+            ))
+            .await
+            .unwrap();
+        RowLock(client)
+    }
+
+    pub async fn release(self) {
+        self.0.batch_execute("ROLLBACK").await.unwrap();
+    }
 }
