@@ -1,0 +1,165 @@
+//! The schema `install` makes and the names it makes it under: any name the
+//! table-name check admits works, reserved words included, and no table's
+//! name can be another table's derived object.
+
+mod common;
+
+use async_tasks_recorder_pg::{Finish, Outcome, PgRecorder, Phase, TaskState, state_code};
+use common::{cluster, connect_to, settings, table, within};
+use std::time::Duration;
+use tokio_postgres::Client;
+
+/// A fresh schema of its own, so that a test can use fixed table names
+/// (`user`, `order`) without meeting another test's.
+async fn fresh_schema(admin: &Client, prefix: &str) -> String {
+    let schema = table(prefix);
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("a schema");
+    schema
+}
+
+/// The cluster's superuser, its tables found in `schema` first.
+fn config_in(schema: &str) -> tokio_postgres::Config {
+    let mut config = cluster().config("postgres");
+    config.options(format!("-c search_path={schema}"));
+    config
+}
+
+/// A recorder on `name`, connecting as `config` says, not installed.
+fn recorder_on(config: tokio_postgres::Config, name: &str) -> PgRecorder<i64> {
+    PgRecorder::new(config, name, settings(Duration::from_secs(30))).expect("a recorder")
+}
+
+/// Every call a replica makes, on a fresh installed table `name` in
+/// `schema`: claim and finish both ways, read, list, count, sweep, revoke.
+/// `admin` writes the lapsed row the sweep expires.
+async fn exercise(recorder: &PgRecorder<i64>, admin: &Client, schema: &str, name: &str) {
+    let on = format!("{schema}.{name}");
+    let attempt = within(30, "a claim", recorder.claim(1))
+        .await
+        .unwrap_or_else(|e| panic!("{on}: claim: {e}"))
+        .unwrap_or_else(|refused| panic!("{on}: claim refused: {refused:?}"));
+    let fence = attempt.lease().fence();
+    let finished = within(30, "a finish", attempt.finish(Outcome::Ok)).await;
+    assert_eq!(finished.expect("finish"), Finish::Applied, "{on}");
+
+    let working = within(30, "a claim", recorder.claim(2))
+        .await
+        .expect("claim")
+        .expect("granted");
+    assert_eq!(
+        within(30, "a list", recorder.list(TaskState::Working))
+            .await
+            .expect("list"),
+        [2],
+        "{on}"
+    );
+    let failed = within(30, "a finish", working.finish(Outcome::Err)).await;
+    assert_eq!(failed.expect("finish"), Finish::Applied, "{on}");
+
+    let read = within(30, "a read", recorder.read(&1)).await.expect("read");
+    assert_eq!(
+        (read.phase, read.success_fence),
+        (Phase::Success, Some(fence)),
+        "{on}"
+    );
+    assert_eq!(
+        within(30, "a list", recorder.list(TaskState::Success))
+            .await
+            .expect("list"),
+        [1],
+        "{on}"
+    );
+
+    // A holder that died: its lease ran out a second ago.
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO {schema}.\"{name}\" (id, state, epoch, fence, lease_until)
+             VALUES (3, {working}, 0, 1000000, clock_timestamp() - interval '1 second')",
+            working = state_code(Phase::Working),
+        ))
+        .await
+        .expect("a lapsed row");
+    let swept = within(30, "a sweep", recorder.sweep(10))
+        .await
+        .expect("sweep");
+    assert_eq!(swept, [(3, TaskState::Failed)], "{on}");
+    assert_eq!(
+        within(30, "a count", recorder.count(TaskState::Failed))
+            .await
+            .expect("count"),
+        2,
+        "{on}"
+    );
+
+    let (undone, revoked) = within(
+        30,
+        "a revoke",
+        recorder.revoke(1, |_lease| async { Ok::<(), ()>(()) }),
+    )
+    .await
+    .unwrap_or_else(|refused| panic!("{on}: revoke: {refused}"));
+    assert_eq!(
+        (undone, revoked.expect("revoke end")),
+        (Ok(()), Finish::Applied)
+    );
+    let read = within(30, "a read", recorder.read(&1)).await.expect("read");
+    assert_eq!((read.phase, read.epoch), (Phase::NotFound, 1), "{on}");
+    assert_eq!(
+        within(30, "a count", recorder.count(TaskState::Success))
+            .await
+            .expect("count"),
+        0,
+        "{on}"
+    );
+}
+
+/// Reserved words pass the table-name check, so they must work as names:
+/// every identifier a statement splices in is quoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_named_by_reserved_words_install_and_work() {
+    let admin = connect_to(&cluster().config("postgres")).await;
+    let schema = fresh_schema(&admin, "reserved").await;
+    for name in ["user", "order"] {
+        let recorder = recorder_on(config_in(&schema), name);
+        within(30, "the install", recorder.install())
+            .await
+            .unwrap_or_else(|e| panic!("install of {name}: {e}"));
+        exercise(&recorder, &admin, &schema, name).await;
+    }
+}
+
+/// A table whose name is another table's name plus a derived object's
+/// suffix (`a_fence`, `a_by_state`, `a_leased`, `a_pkey`) installs and
+/// works beside it, whichever is installed first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_named_like_another_tables_derived_objects_works_beside_it() {
+    let admin = connect_to(&cluster().config("postgres")).await;
+    for base_first in [true, false] {
+        let schema = fresh_schema(&admin, "beside").await;
+        let base = "a".to_owned();
+        let mut names: Vec<String> = ["fence", "by_state", "leased", "pkey"]
+            .iter()
+            .map(|suffix| format!("{base}_{suffix}"))
+            .collect();
+        if base_first {
+            names.insert(0, base);
+        } else {
+            names.push(base);
+        }
+        let recorders: Vec<_> = names
+            .iter()
+            .map(|name| recorder_on(config_in(&schema), name))
+            .collect();
+        for (name, recorder) in names.iter().zip(&recorders) {
+            within(30, "an install", recorder.install())
+                .await
+                .unwrap_or_else(|e| panic!("install of {name} (base first: {base_first}): {e}"));
+        }
+        for (name, recorder) in names.iter().zip(&recorders) {
+            exercise(recorder, &admin, &schema, name).await;
+        }
+    }
+}
