@@ -80,8 +80,9 @@
 
 // The rooms, from the user's calls down to the SQL text: `recorder` (the
 // calls), `grant` (claim and revoke begin), `attempt` (lease, renewal,
-// finish), `db` (one method per statement), `sql` (the statements, the
-// state codes, the known-bad catalogue). `refusal` and `error` are the
+// finish), `db` (one method per statement), `schema` (install, and whether
+// the table is the one it makes), `sql` (the statements, the state codes,
+// the known-bad catalogue). `refusal` and `error` are the
 // values they answer with; `switches` holds the test switches that `db`
 // and `attempt` read, and `hooks` the hidden `PgRecorder` calls that flip
 // them.
@@ -92,6 +93,7 @@ mod grant;
 mod hooks;
 mod recorder;
 mod refusal;
+mod schema;
 mod sql;
 mod sweeper;
 mod switches;

@@ -86,10 +86,15 @@ impl<K: Key> PgRecorder<K> {
         })
     }
 
-    /// Creates the table, its indexes and its fence sequence if absent, and
-    /// refuses a fence sequence that caches values ([`Error::Schema`]).
-    /// Replicas may all call it at start-up: installs of one table are
-    /// serialised by an advisory lock on its name.
+    /// Creates the table, its fence sequence and its indexes if the table
+    /// is absent, then checks what the statements will reach: the table's
+    /// columns (names, types, nullability), a fence sequence whose values
+    /// rise one at a time (`CACHE 1`, no `CYCLE`), and the indexes on this
+    /// table. Anything else, an existing table with a missing sequence or
+    /// index included, is [`Error::Schema`] naming each difference: an
+    /// existing table is checked, never altered. Replicas may all call it
+    /// at start-up: installs of one table are serialised by an advisory
+    /// lock on its name.
     pub async fn install(&self) -> Result<(), Error> {
         self.db.install().await
     }

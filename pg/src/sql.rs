@@ -63,6 +63,8 @@ pub struct Statements {
     pub count: String,
     /// The table, to format a statement again as known-bad.
     table: String,
+    /// The id column's SQL type, as the DDL spells it.
+    key_type: String,
 }
 
 /// The stored code of each phase, named for formatting into statements.
@@ -243,6 +245,7 @@ impl Statements {
             list: format!("SELECT id FROM {table} WHERE state IN ($1, $2) ORDER BY id"),
             count: format!("SELECT state, count(*) FROM {table} GROUP BY state"),
             table: t.to_owned(),
+            key_type: key_type.to_owned(),
         }
     }
 }
@@ -251,6 +254,11 @@ impl Statements {
     /// The table these statements run on.
     pub(crate) fn table(&self) -> &str {
         &self.table
+    }
+
+    /// The id column's SQL type.
+    pub(crate) fn key_type(&self) -> &str {
+        &self.key_type
     }
 
     /// The sequence the table's fences are drawn from.

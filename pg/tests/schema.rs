@@ -4,7 +4,7 @@
 
 mod common;
 
-use async_tasks_recorder_pg::{Finish, Outcome, PgRecorder, Phase, TaskState, state_code};
+use async_tasks_recorder_pg::{Error, Finish, Outcome, PgRecorder, Phase, TaskState, state_code};
 use common::{cluster, connect_to, settings, table, within};
 use std::time::Duration;
 use tokio_postgres::Client;
@@ -162,4 +162,125 @@ async fn a_table_named_like_another_tables_derived_objects_works_beside_it() {
             exercise(recorder, &admin, &schema, name).await;
         }
     }
+}
+
+/// What `install` of `name` (in the public schema) answers, as text if it
+/// refused the schema; any other answer fails the test.
+async fn refused_install(name: &str) -> String {
+    let recorder = recorder_on(cluster().config("postgres"), name);
+    match within(30, "the install", recorder.install()).await {
+        Err(error @ Error::Schema(_)) => error.to_string(),
+        other => panic!("the install of {name} answered {other:?}, not a schema refusal"),
+    }
+}
+
+/// `CREATE TABLE IF NOT EXISTS` keeps a table of that name whatever its
+/// columns: install reads them from the catalog and names what differs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_whose_state_is_text_is_refused_at_install() {
+    let name = table("textstate");
+    let admin = connect_to(&cluster().config("postgres")).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE {name} (id bigint PRIMARY KEY, state text NOT NULL,
+               epoch bigint NOT NULL, fence bigint NOT NULL, success_fence bigint,
+               lease_until timestamptz)"
+        ))
+        .await
+        .expect("the foreign table");
+    let shown = refused_install(&name).await;
+    assert!(shown.contains("column state is text"), "{shown}");
+    assert!(shown.contains("smallint"), "{shown}");
+}
+
+/// Every column that differs in name, type or nullability is named, not
+/// only the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_column_that_differs_is_named() {
+    let name = table("columns");
+    let admin = connect_to(&cluster().config("postgres")).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE {name} (id text PRIMARY KEY, state smallint NOT NULL,
+               epoch integer NOT NULL, fence bigint, success_fence bigint NOT NULL,
+               note text)"
+        ))
+        .await
+        .expect("the foreign table");
+    let shown = refused_install(&name).await;
+    for wrong in [
+        "column id is text, not bigint",
+        "column epoch is integer, not bigint",
+        "column fence admits NULL",
+        "column success_fence is NOT NULL",
+        "no column lease_until",
+        "column note",
+    ] {
+        assert!(shown.contains(wrong), "{wrong:?} not in {shown}");
+    }
+    assert!(!shown.contains("column state"), "{shown}");
+}
+
+/// A derived name taken by an object install did not make there (a table
+/// where the fence sequence belongs, an index on another table) is
+/// refused, naming the object and what it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrelated_object_under_a_derived_name_is_refused() {
+    let admin = connect_to(&cluster().config("postgres")).await;
+
+    let name = table("seqtable");
+    admin
+        .batch_execute(&format!("CREATE TABLE \"{name}$fence\" (n bigint)"))
+        .await
+        .expect("a table where the sequence belongs");
+    let shown = refused_install(&name).await;
+    assert!(
+        shown.contains(&format!("\"{name}$fence\" is a table, not a sequence")),
+        "{shown}"
+    );
+
+    let (name, other) = (table("index"), table("other"));
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE {other} (state smallint, id bigint);
+             CREATE INDEX \"{name}$by_state\" ON {other} (state, id)"
+        ))
+        .await
+        .expect("an index on another table");
+    let shown = refused_install(&name).await;
+    assert!(
+        shown.contains(&format!("index \"{name}$by_state\" is on {other}")),
+        "{shown}"
+    );
+}
+
+/// A fence sequence dropped from beside its table is not made anew: a new
+/// one would hand out fences below those the rows hold, and a zombie's
+/// fence could then become current again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_fence_sequence_beside_its_table_is_refused_not_made_anew() {
+    let name = table("dropped");
+    let recorder = recorder_on(cluster().config("postgres"), &name);
+    within(30, "the install", recorder.install())
+        .await
+        .expect("install");
+    for id in 0..3 {
+        let attempt = within(30, "a claim", recorder.claim(id))
+            .await
+            .expect("claim")
+            .expect("granted");
+        within(30, "a finish", attempt.finish(Outcome::Err))
+            .await
+            .expect("finish");
+    }
+    let admin = connect_to(&cluster().config("postgres")).await;
+    admin
+        .batch_execute(&format!("DROP SEQUENCE \"{name}$fence\""))
+        .await
+        .expect("drop the sequence");
+    let shown = refused_install(&name).await;
+    assert!(
+        shown.contains(&format!("no fence sequence \"{name}$fence\"")),
+        "{shown}"
+    );
 }
