@@ -54,7 +54,14 @@ impl<K> Clone for PgRecorder<K> {
 
 impl<K: Key> PgRecorder<K> {
     /// A recorder on table `table` of the database `config` names, with its
-    /// own pool. Call [`install`](Self::install) once to create the table.
+    /// own pool. `table` is a lower-case identifier of at most 50 bytes
+    /// (else [`Error::BadTableName`]); reserved words such as `user` are
+    /// admitted, since every name is quoted. Its sequence and indexes are
+    /// named `{table}$fence`, `{table}$pkey`, `{table}$by_state` and
+    /// `{table}$leased`: no table's name holds a `$`, so no other
+    /// recorder's table can take one of them. Call
+    /// [`install`](Self::install) to create or check the table; the
+    /// [privileges](crate#privileges) each call needs are in the crate docs.
     pub fn new(
         config: tokio_postgres::Config,
         table: &str,

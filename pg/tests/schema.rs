@@ -284,3 +284,119 @@ async fn a_missing_fence_sequence_beside_its_table_is_refused_not_made_anew() {
         "{shown}"
     );
 }
+
+/// A role that can log in and holds only `USAGE` on `schema`; its name is
+/// fresh. Returns the name and a configuration that connects as it.
+async fn limited_role(admin: &Client, schema: &str) -> (String, tokio_postgres::Config) {
+    let role = table("role");
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA {schema} TO {role}"
+        ))
+        .await
+        .expect("a role");
+    let mut config = config_in(schema);
+    config.user(&role);
+    (role, config)
+}
+
+/// The privileges `lib.rs` documents are enough: the superuser installs,
+/// then a role with `SELECT, INSERT, UPDATE` on the table and `USAGE` on
+/// the fence sequence, and nothing else, installs again (an install of an
+/// existing table only reads the catalogs) and makes every call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_with_only_the_run_time_grants_installs_and_makes_every_call() {
+    let admin = connect_to(&cluster().config("postgres")).await;
+    let schema = fresh_schema(&admin, "granted").await;
+    within(
+        30,
+        "the install",
+        recorder_on(config_in(&schema), "tasks").install(),
+    )
+    .await
+    .expect("the superuser's install");
+    let (role, config) = limited_role(&admin, &schema).await;
+    admin
+        .batch_execute(&format!(
+            "GRANT SELECT, INSERT, UPDATE ON {schema}.tasks TO {role};
+             GRANT USAGE ON SEQUENCE {schema}.\"tasks$fence\" TO {role}"
+        ))
+        .await
+        .expect("the grants");
+    let recorder = recorder_on(config, "tasks");
+    within(30, "the role's install", recorder.install())
+        .await
+        .unwrap_or_else(|e| panic!("an install of an existing table by {role}: {e}"));
+    exercise(&recorder, &admin, &schema, "tasks").await;
+}
+
+/// `answer`, what `call` answered, is the server's permission refusal
+/// (SQLSTATE 42501) saying `what` was refused.
+fn assert_denied<T>(call: &str, answer: Result<T, Error>, what: &str) {
+    match answer {
+        Err(error) => {
+            let shown = error.to_string();
+            assert!(shown.contains("42501"), "{call}: {shown}");
+            assert!(shown.contains(what), "{call}: {what:?} not in {shown}");
+        }
+        Ok(_) => panic!("{call} without the grants succeeded"),
+    }
+}
+
+/// A role short of a grant gets the server's refusal as an error value
+/// with its SQLSTATE, never a panic: no table grants, then `SELECT` alone
+/// on the sequence (`nextval` needs `USAGE` or `UPDATE`), then no `CREATE`
+/// on the schema for a new table. `UPDATE` on the sequence does for
+/// `nextval` too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_without_the_grants_gets_a_permission_error() {
+    let admin = connect_to(&cluster().config("postgres")).await;
+    let schema = fresh_schema(&admin, "denied").await;
+    within(
+        30,
+        "the install",
+        recorder_on(config_in(&schema), "tasks").install(),
+    )
+    .await
+    .expect("the superuser's install");
+    let (role, config) = limited_role(&admin, &schema).await;
+    let recorder = recorder_on(config.clone(), "tasks");
+    within(30, "the role's install", recorder.install())
+        .await
+        .expect("an install of an existing table reads only the catalogs");
+
+    let claim = within(30, "a claim", recorder.claim(1)).await;
+    assert_denied("claim", claim, "permission denied for table tasks");
+    let query = within(30, "a query", recorder.query(&1)).await;
+    assert_denied("query", query, "permission denied for table tasks");
+
+    admin
+        .batch_execute(&format!(
+            "GRANT SELECT, INSERT, UPDATE ON {schema}.tasks TO {role};
+             GRANT SELECT ON SEQUENCE {schema}.\"tasks$fence\" TO {role}"
+        ))
+        .await
+        .expect("the table grants");
+    let claim = within(30, "a claim", recorder.claim(1)).await;
+    assert_denied("claim", claim, "permission denied for sequence tasks$fence");
+
+    admin
+        .batch_execute(&format!(
+            "GRANT UPDATE ON SEQUENCE {schema}.\"tasks$fence\" TO {role}"
+        ))
+        .await
+        .expect("UPDATE on the sequence");
+    let attempt = within(30, "a claim", recorder.claim(1))
+        .await
+        .expect("a claim with UPDATE on the sequence")
+        .expect("granted");
+    let finished = within(30, "a finish", attempt.finish(Outcome::Ok)).await;
+    assert_eq!(finished.expect("finish"), Finish::Applied);
+
+    let install = within(30, "an install", recorder_on(config, "fresh").install()).await;
+    assert_denied(
+        "install of a new table",
+        install,
+        &format!("permission denied for schema {schema}"),
+    );
+}
