@@ -68,9 +68,9 @@
 //!   the run-time privileges on them to the replicas' role.
 //! - **`install` of an existing table**: only `USAGE` on the schema. It
 //!   creates nothing, takes an advisory lock and reads the system catalogs
-//!   (`pg_class`, `pg_attribute`, `pg_index`, `pg_sequence`), which every
-//!   role may read; so every replica may install at start-up under the
-//!   run-time role.
+//!   (`pg_class`, `pg_attribute`, `pg_index`, `pg_sequence`, and
+//!   `pg_description` for the schema version), which every role may read;
+//!   so every replica may install at start-up under the run-time role.
 //!
 //! A missing privilege is answered as an [`Error::Db`] carrying the
 //! server's SQLSTATE 42501 and its message ("permission denied for …").

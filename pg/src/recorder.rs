@@ -94,12 +94,14 @@ impl<K: Key> PgRecorder<K> {
     }
 
     /// Creates the table, its fence sequence and its indexes if the table
-    /// is absent, then checks what the statements will reach: the table's
+    /// is absent, marking it with this crate's schema version (its comment),
+    /// then checks what the statements will reach: the table's version and
     /// columns (names, types, nullability), a fence sequence whose values
     /// rise one at a time (`CACHE 1`, no `CYCLE`), and the indexes on this
     /// table. Anything else, an existing table with a missing sequence or
     /// index included, is [`Error::Schema`] naming each difference: an
-    /// existing table is checked, never altered. Replicas may all call it
+    /// existing table is checked, never altered, and one without this
+    /// version (made by hand, by another release) is refused. Replicas may all call it
     /// at start-up: installs of one table are serialised by an advisory
     /// lock on its name.
     pub async fn install(&self) -> Result<(), Error> {

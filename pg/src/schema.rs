@@ -1,10 +1,11 @@
 //! Is the schema what `install` makes? `CREATE … IF NOT EXISTS` keeps
 //! whatever already bears a name, so install creates the table's objects
 //! only when the table is absent, and then reads back from the catalog
-//! what the statements will reach: the table (its columns' names, types
-//! and nullability), its fence sequence, and its indexes. Anything else is
-//! [`Error::Schema`], naming the object and what is wrong with it, before
-//! a statement can misread a row or a fence can go backwards.
+//! what the statements will reach: the table (its schema version, its
+//! columns' names, types and nullability), its fence sequence, and its
+//! indexes. Anything else is [`Error::Schema`], naming the object and what
+//! is wrong with it, before a statement can misread a row or a fence can
+//! go backwards.
 //!
 //! Names are resolved as the statements resolve them, through the
 //! session's `search_path` (`to_regclass`), so the objects checked are
@@ -14,7 +15,9 @@
 
 use crate::db::column;
 use crate::error::Error;
-use crate::sql::{BY_STATE, LEASED, PRIMARY_KEY, Statements, derived, quoted};
+use crate::sql::{
+    BY_STATE, LEASED, PRIMARY_KEY, SCHEMA_MARK, SCHEMA_VERSION, Statements, derived, quoted,
+};
 use tokio_postgres::Transaction;
 use tokio_postgres::types::{Oid, Type};
 
@@ -96,7 +99,8 @@ async fn check(tx: &Transaction<'_>, sql: &Statements, key_type: &Type) -> Resul
         }
         Some(found) => found,
     };
-    let mut problems = columns(tx, &table, sql.key_type(), key_type).await?;
+    let mut problems = Vec::from_iter(version(tx, &table).await?);
+    problems.extend(columns(tx, &table, sql.key_type(), key_type).await?);
     problems.extend(sequence(tx, &table, sql).await?);
     for (object, expect) in [
         (PRIMARY_KEY, Index::PRIMARY_KEY),
@@ -113,6 +117,37 @@ async fn check(tx: &Transaction<'_>, sql: &Statements, key_type: &Type) -> Resul
             table.schema,
             problems.join("; ")
         )))
+    }
+}
+
+/// What is wrong with the table's schema version, read from its comment.
+async fn version(tx: &Transaction<'_>, table: &Found) -> Result<Option<String>, Error> {
+    let row = tx
+        .query_one("SELECT obj_description($1, 'pg_class')", &[&table.oid])
+        .await?;
+    let comment: Option<String> = column(&row, 0, "obj_description")?;
+    Ok(version_problem(comment.as_deref()))
+}
+
+/// What is wrong with a table whose comment is `comment`: `None` if it
+/// marks [`SCHEMA_VERSION`]. Install writes the mark only on a table it
+/// creates, so a table without one was made by hand or by something else.
+fn version_problem(comment: Option<&str>) -> Option<String> {
+    let speaks = SCHEMA_VERSION;
+    let Some(comment) = comment else {
+        return Some(format!(
+            "no schema version (no table comment; install marks a table it creates \
+             '{SCHEMA_MARK} {speaks}'), this crate speaks {speaks}"
+        ));
+    };
+    match comment.strip_prefix(SCHEMA_MARK).map(str::trim) {
+        Some(version) if version == speaks.to_string() => None,
+        Some(version) => Some(format!(
+            "schema version {version}, this crate speaks {speaks}"
+        )),
+        None => Some(format!(
+            "no schema version (its comment is {comment:?}), this crate speaks {speaks}"
+        )),
     }
 }
 
@@ -347,4 +382,22 @@ async fn index(
         });
     }
     Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_mark_of_this_version_passes() {
+        let ours = format!("{SCHEMA_MARK} {SCHEMA_VERSION}");
+        assert_eq!(version_problem(Some(&ours)), None);
+        let later = format!("{SCHEMA_MARK} {}", SCHEMA_VERSION + 1);
+        let refused = version_problem(Some(&later)).expect("refused");
+        assert!(refused.contains(&format!("schema version {}", SCHEMA_VERSION + 1)));
+        for other in [None, Some("the job queue"), Some("")] {
+            let refused = version_problem(other).expect("refused");
+            assert!(refused.contains("no schema version"), "{refused}");
+        }
+    }
 }

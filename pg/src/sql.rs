@@ -192,7 +192,7 @@ impl Statements {
         Statements {
             schema: format!(
                 "CREATE SEQUENCE IF NOT EXISTS {sequence} CACHE 1;
-                 CREATE TABLE IF NOT EXISTS {table} (
+                 CREATE TABLE {table} (
                    id {key_type} CONSTRAINT {primary_key} PRIMARY KEY,
                    state smallint NOT NULL CHECK (state BETWEEN {not_found} AND {revoking}),
                    epoch bigint NOT NULL DEFAULT 0,
@@ -201,6 +201,7 @@ impl Statements {
                    lease_until timestamptz,
                    CHECK ((state IN ({working}, {revoking})) = (lease_until IS NOT NULL))
                  );
+                 COMMENT ON TABLE {table} IS '{SCHEMA_MARK} {SCHEMA_VERSION}';
                  CREATE INDEX IF NOT EXISTS {by_state} ON {table} (state, id);
                  CREATE INDEX IF NOT EXISTS {leased} ON {table} (lease_until) WHERE state IN ({working}, {revoking});"
             ),
@@ -281,6 +282,17 @@ pub(crate) fn is_identifier(name: &str) -> bool {
 /// stays within PostgreSQL's 63-byte identifiers, which it would otherwise
 /// truncate silently.
 const MAX_TABLE_NAME: usize = 50;
+
+/// The version of the schema these statements speak: the table, its
+/// columns and constraints, its derived objects. A change that an older or
+/// newer release's statements or checks would misread needs a new version.
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+/// The table comment install writes when it creates the table, followed
+/// by [`SCHEMA_VERSION`]. A comment rather than a row of another table:
+/// it lives and dies with the table, every role can read it, and it needs
+/// no further object or privilege.
+pub(crate) const SCHEMA_MARK: &str = "async_tasks_recorder_pg schema";
 
 /// The objects a table's install makes beside it, each named
 /// [`derived`] from the table's name: its fence sequence, its primary key

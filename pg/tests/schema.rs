@@ -400,3 +400,69 @@ async fn a_role_without_the_grants_gets_a_permission_error() {
         &format!("permission denied for schema {schema}"),
     );
 }
+
+/// The installed table's comment: where install records the schema version.
+async fn comment_of(admin: &Client, name: &str) -> Option<String> {
+    admin
+        .query_one(
+            "SELECT obj_description(to_regclass($1), 'pg_class')",
+            &[&format!("\"{name}\"")],
+        )
+        .await
+        .expect("the comment")
+        .get(0)
+}
+
+/// A table install did not mark with a schema version (made by hand, or
+/// by an earlier release) is refused, though its columns and objects are
+/// right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_without_a_schema_version_is_refused() {
+    let name = table("unversioned");
+    let recorder = recorder_on(cluster().config("postgres"), &name);
+    within(30, "the install", recorder.install())
+        .await
+        .expect("install");
+    let admin = connect_to(&cluster().config("postgres")).await;
+    assert_eq!(
+        comment_of(&admin, &name).await.as_deref(),
+        Some("async_tasks_recorder_pg schema 1")
+    );
+    admin
+        .batch_execute(&format!("COMMENT ON TABLE {name} IS NULL"))
+        .await
+        .expect("the version removed");
+    let shown = refused_install(&name).await;
+    assert!(shown.contains("no schema version"), "{shown}");
+    assert!(shown.contains("this crate speaks 1"), "{shown}");
+
+    admin
+        .batch_execute(&format!("COMMENT ON TABLE {name} IS 'the job queue'"))
+        .await
+        .expect("another comment");
+    let shown = refused_install(&name).await;
+    assert!(shown.contains("\"the job queue\""), "{shown}");
+    assert!(shown.contains("this crate speaks 1"), "{shown}");
+}
+
+/// A table of another schema version is refused, naming both versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_of_another_schema_version_is_refused() {
+    let name = table("version");
+    let recorder = recorder_on(cluster().config("postgres"), &name);
+    within(30, "the install", recorder.install())
+        .await
+        .expect("install");
+    let admin = connect_to(&cluster().config("postgres")).await;
+    admin
+        .batch_execute(&format!(
+            "COMMENT ON TABLE {name} IS 'async_tasks_recorder_pg schema 2'"
+        ))
+        .await
+        .expect("a later version");
+    let shown = refused_install(&name).await;
+    assert!(
+        shown.contains("schema version 2, this crate speaks 1"),
+        "{shown}"
+    );
+}
