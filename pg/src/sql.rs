@@ -31,7 +31,9 @@ use async_tasks_recorder::spec::Phase;
 #[doc(hidden)]
 #[derive(Clone, Debug)]
 pub struct Statements {
-    /// DDL run by `install`.
+    /// DDL run by `install` when the table is absent. The fence sequence
+    /// is not owned by the table: dropping the table leaves it, so a table
+    /// made anew goes on with its fences instead of issuing them again.
     pub schema: String,
     /// NotFound/Failed/lapsed Working -> Working with a new fence.
     /// Params: id, lease µs, shift µs, client clock (read by no correct statement).

@@ -466,3 +466,33 @@ async fn a_table_of_another_schema_version_is_refused() {
         "{shown}"
     );
 }
+
+/// A table dropped and installed again keeps drawing from its fence
+/// sequence, which dropping the table leaves: fences go on rising past
+/// those an external store may still hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_made_anew_goes_on_with_the_fences_of_the_old_one() {
+    let name = table("anew");
+    let admin = connect_to(&cluster().config("postgres")).await;
+    let mut last = 0;
+    for round in 0..2 {
+        let recorder = recorder_on(cluster().config("postgres"), &name);
+        within(30, "the install", recorder.install())
+            .await
+            .expect("install");
+        let attempt = within(30, "a claim", recorder.claim(1))
+            .await
+            .expect("claim")
+            .expect("granted");
+        let fence = attempt.lease().fence();
+        assert!(fence > last, "round {round}: fence {fence} after {last}");
+        last = fence;
+        within(30, "a finish", attempt.finish(Outcome::Ok))
+            .await
+            .expect("finish");
+        admin
+            .batch_execute(&format!("DROP TABLE {name}"))
+            .await
+            .expect("drop the table");
+    }
+}
