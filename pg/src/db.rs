@@ -10,6 +10,7 @@
 
 use crate::bounds::Limits;
 use crate::error::{Bound, Error};
+use crate::schema;
 use crate::sql::{Statements, phase_of, phases_read_as, state_code};
 use crate::switches::Switches;
 use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase, TaskState};
@@ -84,7 +85,11 @@ impl Stored {
 /// Column `index` of `row`, named `name` in errors: a value of another
 /// type (a table of that name made by something else) is an error, never
 /// a panic.
-fn column<T: FromSqlOwned>(row: &Row, index: usize, name: &'static str) -> Result<T, Error> {
+pub(crate) fn column<T: FromSqlOwned>(
+    row: &Row,
+    index: usize,
+    name: &'static str,
+) -> Result<T, Error> {
     row.try_get(index).map_err(|error| Error::Column {
         column: name,
         error,
@@ -139,6 +144,9 @@ fn positive_micros(d: Duration) -> Result<i64, Error> {
         .filter(|&m| m > 0)
         .ok_or(Error::BadDuration(d))
 }
+
+/// The bound on `install`'s lock wait and each of its statements.
+const INSTALL_BOUND: Duration = Duration::from_secs(60);
 
 /// One recorder's connection to its table, shared by its clones and
 /// attempts.
@@ -236,53 +244,32 @@ impl Db {
         &self.limits
     }
 
-    /// Runs the schema's DDL, then checks the fence sequence, in one
-    /// transaction under an advisory lock on the table's name: replicas
-    /// that start together and each install the table wait for one another
-    /// instead of racing on the catalog (`CREATE … IF NOT EXISTS` is not
-    /// atomic against a concurrent create of the same name).
+    /// Creates the table if absent and checks what the statements will
+    /// reach (`schema.rs`), in one transaction under an advisory lock on the
+    /// table's name: replicas that start together and each install the
+    /// table wait for one another instead of racing on the catalog
+    /// (`CREATE … IF NOT EXISTS` is not atomic against a concurrent create
+    /// of the same name).
+    ///
+    /// Installs wait for one another, and the first may create the table,
+    /// so the install's lock wait and statements have a bound of their own,
+    /// [`INSTALL_BOUND`], whatever the calls' bounds.
     pub(crate) async fn install(&self) -> Result<(), Error> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        let bound = crate::bounds::millis(INSTALL_BOUND);
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = {bound}; SET LOCAL statement_timeout = {bound}"
+        ))
+        .await?;
         tx.execute(
             "SELECT pg_advisory_xact_lock(hashtext($1))",
             &[&self.sql.table()],
         )
         .await?;
-        tx.batch_execute(&self.sql.schema).await?;
-        self.check_fence_sequence(&tx).await?;
+        schema::install(&tx, &self.sql, &self.key_type).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Fences rise with every grant only if the sequence hands out one value
-    /// at a time: a sequence that caches values gives each session its own
-    /// block, so a later grant can draw a smaller fence (P11). `CREATE
-    /// SEQUENCE IF NOT EXISTS` keeps an existing one as it is, so it is
-    /// checked here.
-    async fn check_fence_sequence(&self, tx: &Transaction<'_>) -> Result<(), Error> {
-        let sequence = self.sql.fence_sequence();
-        let row = tx
-            .query_opt(
-                "SELECT cache_size FROM pg_sequences
-                 WHERE schemaname = current_schema() AND sequencename = $1",
-                &[&sequence],
-            )
-            .await?;
-        let cache: Option<i64> = match &row {
-            Some(row) => column(row, 0, "cache_size")?,
-            None => None,
-        };
-        match cache {
-            Some(1) => Ok(()),
-            Some(cache) => Err(Error::Schema(format!(
-                "the fence sequence {sequence} caches {cache} values per session; \
-                 fences rise only with CACHE 1 (ALTER SEQUENCE {sequence} CACHE 1)"
-            ))),
-            None => Err(Error::Schema(format!(
-                "no fence sequence {sequence} in the current schema"
-            ))),
-        }
     }
 
     /// Runs one statement on a connection of the user's pool.

@@ -53,6 +53,28 @@
 //!   attempt per epoch can succeed, and a retried attempt of the same epoch
 //!   sends the same key, so the API deduplicates it.
 //!
+//! # Privileges
+//! What each phase needs, as `pg/tests/schema.rs` checks on PostgreSQL 15
+//! with a role holding nothing else:
+//! - **Every call but `install`**: `USAGE` on the table's schema;
+//!   `SELECT`, `INSERT` and `UPDATE` on the table (the claim is an
+//!   `INSERT … ON CONFLICT DO UPDATE … RETURNING`, the sweep locks rows
+//!   `FOR UPDATE`; no row is ever deleted); `USAGE` on the fence sequence
+//!   `"{table}$fence"` for `nextval` (`UPDATE` on it does too, `SELECT`
+//!   alone does not). The connection of [`Attempt::finish_in`] needs the
+//!   same table grants.
+//! - **`install` of an absent table**: `CREATE` on the schema. The
+//!   installing role owns the table, its sequence and its indexes; grant
+//!   the run-time privileges on them to the replicas' role.
+//! - **`install` of an existing table**: only `USAGE` on the schema. It
+//!   creates nothing, takes an advisory lock and reads the system catalogs
+//!   (`pg_class`, `pg_attribute`, `pg_index`, `pg_sequence`, and
+//!   `pg_description` for the schema version), which every role may read;
+//!   so every replica may install at start-up under the run-time role.
+//!
+//! A missing privilege is answered as an [`Error::Db`] carrying the
+//! server's SQLSTATE 42501 and its message ("permission denied for …").
+//!
 //! # Why tokio-postgres and deadpool-postgres
 //! tokio-postgres pipelines statements on one connection, a dropped query
 //! future leaves the connection usable (the protocol state is tracked by
@@ -80,8 +102,9 @@
 
 // The rooms, from the user's calls down to the SQL text: `recorder` (the
 // calls), `grant` (claim and revoke begin), `attempt` (lease, renewal,
-// finish), `db` (one method per statement), `sql` (the statements, the
-// state codes, the known-bad catalogue). `refusal` and `error` are the
+// finish), `db` (one method per statement), `schema` (install, and whether
+// the table is the one it makes), `sql` (the statements, the state codes,
+// the known-bad catalogue). `refusal` and `error` are the
 // values they answer with; `switches` holds the test switches that `db`
 // and `attempt` read, and `hooks` the hidden `PgRecorder` calls that flip
 // them.
@@ -94,6 +117,7 @@ mod grant;
 mod hooks;
 mod recorder;
 mod refusal;
+mod schema;
 mod sql;
 mod sweeper;
 mod switches;

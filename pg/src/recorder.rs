@@ -63,7 +63,14 @@ impl<K> Clone for PgRecorder<K> {
 
 impl<K: Key> PgRecorder<K> {
     /// A recorder on table `table` of the database `config` names, with its
-    /// own pool. Call [`install`](Self::install) once to create the table.
+    /// own pool. `table` is a lower-case identifier of at most 50 bytes
+    /// (else [`Error::BadTableName`]); reserved words such as `user` are
+    /// admitted, since every name is quoted. Its sequence and indexes are
+    /// named `{table}$fence`, `{table}$pkey`, `{table}$by_state` and
+    /// `{table}$leased`: no table's name holds a `$`, so no other
+    /// recorder's table can take one of them. Call
+    /// [`install`](Self::install) to create or check the table; the
+    /// [privileges](crate#privileges) each call needs are in the crate docs.
     pub fn new(
         config: tokio_postgres::Config,
         table: &str,
@@ -95,10 +102,17 @@ impl<K: Key> PgRecorder<K> {
         })
     }
 
-    /// Creates the table, its indexes and its fence sequence if absent, and
-    /// refuses a fence sequence that caches values ([`Error::Schema`]).
-    /// Replicas may all call it at start-up: installs of one table are
-    /// serialised by an advisory lock on its name.
+    /// Creates the table, its fence sequence and its indexes if the table
+    /// is absent, marking it with this crate's schema version (its comment),
+    /// then checks what the statements will reach: the table's version and
+    /// columns (names, types, nullability), a fence sequence whose values
+    /// rise one at a time (`CACHE 1`, no `CYCLE`), and the indexes on this
+    /// table. Anything else, an existing table with a missing sequence or
+    /// index included, is [`Error::Schema`] naming each difference: an
+    /// existing table is checked, never altered, and one without this
+    /// version (made by hand, by another release) is refused. Replicas may all call it
+    /// at start-up: installs of one table are serialised by an advisory
+    /// lock on its name.
     pub async fn install(&self) -> Result<(), Error> {
         self.db.install().await
     }

@@ -34,7 +34,9 @@ use async_tasks_recorder::spec::Phase;
 #[doc(hidden)]
 #[derive(Clone, Debug)]
 pub struct Statements {
-    /// DDL run by `install`.
+    /// DDL run by `install` when the table is absent. The fence sequence
+    /// is not owned by the table: dropping the table leaves it, so a table
+    /// made anew goes on with its fences instead of issuing them again.
     pub schema: String,
     /// NotFound/Failed/lapsed Working -> Working with a new fence.
     /// Params: id, lease µs, shift µs (and the client's clock, as a fourth,
@@ -75,6 +77,8 @@ pub struct Statements {
     /// The claim reads the client's clock as `$4` (a known-bad claim).
     #[cfg(feature = "test-hooks")]
     pub(crate) claim_reads_client_clock: bool,
+    /// The id column's SQL type, as the DDL spells it.
+    key_type: String,
 }
 
 /// The stored code of each phase, named for formatting into statements.
@@ -135,16 +139,24 @@ fn claim_guard(lapsed: &str) -> String {
     format!("WHERE t.state IN ({not_found}, {failed}) OR (t.state = {working} AND {lapsed})")
 }
 
+/// A new fence from table `t`'s sequence. `nextval` parses its text
+/// argument as a name, so the quoted name is cast to `regclass` once, when
+/// the statement is prepared.
+fn next_fence(t: &str) -> String {
+    format!("nextval('{}'::regclass)", quoted(&derived(t, FENCE)))
+}
+
 /// The claim of table `t`: inserts an absent row, or takes over an existing
 /// one if `guard` (a `WHERE` clause, or nothing) admits it.
 fn claim(t: &str, guard: &str) -> String {
     let working = CODES.working;
     let lease = micros(2);
+    let (table, fence) = (quoted(t), next_fence(t));
     format!(
-        "INSERT INTO {t} AS t (id, state, epoch, fence, lease_until)
-                 VALUES ($1, {working}, 0, nextval('{t}_fence'), clock_timestamp() + {lease})
+        "INSERT INTO {table} AS t (id, state, epoch, fence, lease_until)
+                 VALUES ($1, {working}, 0, {fence}, clock_timestamp() + {lease})
                  ON CONFLICT (id) DO UPDATE
-                   SET state = {working}, fence = nextval('{t}_fence'), lease_until = clock_timestamp() + {lease}
+                   SET state = {working}, fence = {fence}, lease_until = clock_timestamp() + {lease}
                    {guard}
                  RETURNING t.fence, t.epoch"
     )
@@ -154,8 +166,9 @@ fn claim(t: &str, guard: &str) -> String {
 /// `fence_guard`.
 fn finish(t: &str, state_guard: &str, fence_guard: &str) -> String {
     let success = CODES.success;
+    let table = quoted(t);
     format!(
-        "UPDATE {t} SET state = $3,
+        "UPDATE {table} SET state = $3,
                    success_fence = CASE WHEN $3 = {success} THEN fence ELSE success_fence END,
                    lease_until = NULL
                  WHERE id = $1 AND {state_guard} AND {fence_guard}
@@ -168,16 +181,21 @@ fn read(t: &str, state: &str) -> String {
     format!(
         "SELECT {state}, epoch, fence, success_fence,
                    coalesce(lease_until <= {now2}, false) AS lapsed
-                 FROM {t} WHERE id = $1",
+                 FROM {table} WHERE id = $1",
         now2 = now(2),
+        table = quoted(t),
     )
 }
 
 impl Statements {
     /// The statements for table `table` whose ids have SQL type `key_type`.
-    /// `table` must be a plain identifier (checked by the caller).
+    /// `table` must pass [`is_identifier`] (checked by the caller).
     pub fn new(table: &str, key_type: &str) -> Statements {
         let t = table;
+        let table = quoted(t);
+        let fence = next_fence(t);
+        let [sequence, primary_key, by_state, leased] =
+            [FENCE, PRIMARY_KEY, BY_STATE, LEASED].map(|object| quoted(&derived(t, object)));
         let Codes {
             not_found,
             working,
@@ -187,9 +205,9 @@ impl Statements {
         } = CODES;
         Statements {
             schema: format!(
-                "CREATE SEQUENCE IF NOT EXISTS {t}_fence CACHE 1;
-                 CREATE TABLE IF NOT EXISTS {t} (
-                   id {key_type} PRIMARY KEY,
+                "CREATE SEQUENCE IF NOT EXISTS {sequence} CACHE 1;
+                 CREATE TABLE {table} (
+                   id {key_type} CONSTRAINT {primary_key} PRIMARY KEY,
                    state smallint NOT NULL CHECK (state BETWEEN {not_found} AND {revoking}),
                    epoch bigint NOT NULL DEFAULT 0,
                    fence bigint NOT NULL,
@@ -197,26 +215,27 @@ impl Statements {
                    lease_until timestamptz,
                    CHECK ((state IN ({working}, {revoking})) = (lease_until IS NOT NULL))
                  );
-                 CREATE INDEX IF NOT EXISTS {t}_by_state ON {t} (state, id);
-                 CREATE INDEX IF NOT EXISTS {t}_leased ON {t} (lease_until) WHERE state IN ({working}, {revoking});"
+                 COMMENT ON TABLE {table} IS '{SCHEMA_MARK} {SCHEMA_VERSION}';
+                 CREATE INDEX IF NOT EXISTS {by_state} ON {table} (state, id);
+                 CREATE INDEX IF NOT EXISTS {leased} ON {table} (lease_until) WHERE state IN ({working}, {revoking});"
             ),
             claim: claim(t, &claim_guard(&claim_lapsed_by(&now(3)))),
             finish: finish(t, &finish_state_guard(), FENCE_IS_CURRENT),
             renew: format!(
-                "UPDATE {t} SET lease_until = clock_timestamp() + {lease}
+                "UPDATE {table} SET lease_until = clock_timestamp() + {lease}
                  WHERE id = $1 AND state IN ({working}, {revoking}) AND {FENCE_IS_CURRENT}
                  RETURNING epoch",
                 lease = micros(3),
             ),
             revoke_begin: format!(
-                "UPDATE {t} SET state = {revoking}, fence = nextval('{t}_fence'), lease_until = clock_timestamp() + {lease}
+                "UPDATE {table} SET state = {revoking}, fence = {fence}, lease_until = clock_timestamp() + {lease}
                  WHERE id = $1 AND (state = {success} OR (state = {revoking} AND lease_until <= {now3}))
                  RETURNING fence, epoch",
                 now3 = now(3),
                 lease = micros(2),
             ),
             revoke_end: format!(
-                "UPDATE {t} SET state = CASE WHEN $3 THEN {not_found} ELSE {success} END,
+                "UPDATE {table} SET state = CASE WHEN $3 THEN {not_found} ELSE {success} END,
                    epoch = epoch + CASE WHEN $3 THEN 1 ELSE 0 END,
                    lease_until = NULL
                  WHERE id = $1 AND state = {revoking} AND {FENCE_IS_CURRENT}
@@ -224,33 +243,34 @@ impl Statements {
             ),
             read: read(t, STORED_STATE),
             expire_one: format!(
-                "UPDATE {t} SET state = CASE WHEN state = {working} THEN {failed} ELSE {success} END, lease_until = NULL
+                "UPDATE {table} SET state = CASE WHEN state = {working} THEN {failed} ELSE {success} END, lease_until = NULL
                  WHERE id = $1 AND state IN ({working}, {revoking}) AND lease_until <= {now2}
                  RETURNING state",
                 now2 = now(2),
             ),
             abandon: format!(
-                "UPDATE {t} SET state = CASE WHEN state = {working} THEN {failed} ELSE {success} END, lease_until = NULL
-                 WHERE id IN (SELECT id FROM {t}
+                "UPDATE {table} SET state = CASE WHEN state = {working} THEN {failed} ELSE {success} END, lease_until = NULL
+                 WHERE id IN (SELECT id FROM {table}
                               WHERE id = $1 AND state IN ({working}, {revoking}) AND {FENCE_IS_CURRENT}
                               FOR UPDATE SKIP LOCKED)
                    AND state IN ({working}, {revoking}) AND {FENCE_IS_CURRENT}
                  RETURNING state"
             ),
             sweep: format!(
-                "UPDATE {t} SET state = CASE WHEN state = {working} THEN {failed} ELSE {success} END, lease_until = NULL
-                 WHERE id IN (SELECT id FROM {t}
+                "UPDATE {table} SET state = CASE WHEN state = {working} THEN {failed} ELSE {success} END, lease_until = NULL
+                 WHERE id IN (SELECT id FROM {table}
                               WHERE state IN ({working}, {revoking}) AND lease_until <= {now1}
                               ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED)
                    AND state IN ({working}, {revoking}) AND lease_until <= {now1}
                  RETURNING id, state",
                 now1 = now(1),
             ),
-            list: format!("SELECT id FROM {t} WHERE state IN ($1, $2) ORDER BY id"),
-            count: format!("SELECT state, count(*) FROM {t} GROUP BY state"),
+            list: format!("SELECT id FROM {table} WHERE state IN ($1, $2) ORDER BY id"),
+            count: format!("SELECT state, count(*) FROM {table} GROUP BY state"),
             table: t.to_owned(),
             #[cfg(feature = "test-hooks")]
             claim_reads_client_clock: false,
+            key_type: key_type.to_owned(),
         }
     }
 }
@@ -261,17 +281,98 @@ impl Statements {
         &self.table
     }
 
+    /// The id column's SQL type.
+    pub(crate) fn key_type(&self) -> &str {
+        &self.key_type
+    }
+
     /// The sequence the table's fences are drawn from.
     pub(crate) fn fence_sequence(&self) -> String {
-        format!("{}_fence", self.table)
+        derived(&self.table, FENCE)
     }
 }
 
-/// Whether `name` is a plain lower-case SQL identifier, safe to splice into
-/// statements (table names cannot be parameters).
+/// Whether `name` is a lower-case SQL identifier of at most 50 bytes,
+/// safe to splice into statements once [`quoted`] (table names cannot be
+/// parameters). Reserved words pass: quoted, they are names like any other.
 pub(crate) fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some('a'..='z' | '_'))
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
-        && name.len() <= 50
+        && name.len() <= MAX_TABLE_NAME
+}
+
+/// The longest table name: its longest derived name (`$by_state`, 9 more)
+/// stays within PostgreSQL's 63-byte identifiers, which it would otherwise
+/// truncate silently.
+const MAX_TABLE_NAME: usize = 50;
+
+/// The version of the schema these statements speak: the table, its
+/// columns and constraints, its derived objects. A change that an older or
+/// newer release's statements or checks would misread needs a new version.
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+/// The table comment install writes when it creates the table, followed
+/// by [`SCHEMA_VERSION`]. A comment rather than a row of another table:
+/// it lives and dies with the table, every role can read it, and it needs
+/// no further object or privilege.
+pub(crate) const SCHEMA_MARK: &str = "async_tasks_recorder_pg schema";
+
+/// The objects a table's install makes beside it, each named
+/// [`derived`] from the table's name: its fence sequence, its primary key
+/// (named, so that PostgreSQL's own `{table}_pkey` cannot meet another
+/// table), and its two indexes.
+pub(crate) const FENCE: &str = "fence";
+pub(crate) const PRIMARY_KEY: &str = "pkey";
+pub(crate) const BY_STATE: &str = "by_state";
+pub(crate) const LEASED: &str = "leased";
+
+/// The name of `table`'s derived `object`: `{table}${object}`. The
+/// table-name check refuses `$`, so no recorder's table can bear another
+/// table's derived name (`a_fence` is a table name, `a$fence` is not).
+pub(crate) fn derived(table: &str, object: &str) -> String {
+    format!("{table}${object}")
+}
+
+/// `name` as a quoted identifier: reserved words stay names, and `$` is
+/// admitted. Neither a table name nor a derived one can hold a `"`.
+pub(crate) fn quoted(name: &str) -> String {
+    format!("\"{name}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_tables_derived_names_fit_in_an_identifier() {
+        let longest = "t".repeat(MAX_TABLE_NAME);
+        assert!(is_identifier(&longest) && !is_identifier(&format!("{longest}t")));
+        for object in [FENCE, PRIMARY_KEY, BY_STATE, LEASED] {
+            let name = derived(&longest, object);
+            assert!(name.len() <= 63, "{name} has {} bytes", name.len());
+            assert!(!is_identifier(&name), "{name} could be a table's name");
+        }
+    }
+
+    #[test]
+    fn every_statement_quotes_the_names_it_splices_in() {
+        let sql = Statements::new("user", "bigint");
+        for statement in [
+            &sql.claim,
+            &sql.finish,
+            &sql.renew,
+            &sql.revoke_begin,
+            &sql.revoke_end,
+            &sql.read,
+            &sql.expire_one,
+            &sql.sweep,
+            &sql.list,
+            &sql.count,
+        ] {
+            assert!(statement.contains("\"user\""), "{statement}");
+            assert!(!statement.contains(" user "), "{statement}");
+        }
+        assert!(sql.claim.contains("nextval('\"user$fence\"'::regclass)"));
+    }
 }

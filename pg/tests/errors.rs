@@ -114,14 +114,14 @@ async fn a_fence_sequence_that_caches_values_is_refused() {
     let name = table("cached");
     let client = connect_to(&cluster().config("postgres")).await;
     client
-        .batch_execute(&format!("CREATE SEQUENCE {name}_fence CACHE 20"))
+        .batch_execute(&format!("CREATE SEQUENCE \"{name}$fence\" CACHE 20"))
         .await
         .expect("a caching sequence");
     let recorder = uninstalled(&name);
     match within(30, "the install", recorder.install()).await {
         Err(error @ Error::Schema(_)) => {
             let shown = error.to_string();
-            assert!(shown.contains(&format!("{name}_fence")), "{shown}");
+            assert!(shown.contains(&format!("{name}$fence")), "{shown}");
             assert!(shown.contains("20"), "{shown}");
         }
         other => panic!("an install over a caching fence sequence answered {other:?}"),

@@ -64,7 +64,7 @@ impl Database {
     ) -> Result<PgRecorder<i64>, String> {
         let client = connect(&self.config(COORDINATOR_APP)?).await?;
         let mut reset = format!(
-            "DROP TABLE IF EXISTS {TASKS}{also}; DROP SEQUENCE IF EXISTS {TASKS}_fence;",
+            "DROP TABLE IF EXISTS {TASKS}{also}; DROP SEQUENCE IF EXISTS \"{TASKS}$fence\";",
             also = if ledger { ", stress_ledger" } else { "" }
         );
         if ledger {
