@@ -156,61 +156,91 @@ async fn a_launch_dropped_while_its_claim_is_in_flight_leaves_no_working_id() {
     .await
 }
 
-/// The connection breaks while the finish waits on a row lock, and the
-/// server goes on running it. The finish is resent and queues behind it;
-/// the first send then applies, and the resend matches nothing. The answer
-/// must be what the row proves, `Applied`, never `Stale`.
+/// The connection breaks while the finish (of a revoke if `revoke`)
+/// waits on a row lock, and the server goes on running it. The finish is
+/// resent and queues behind it; the first send then applies, and the resend
+/// matches nothing. Returns the answer, the attempt's fence and the row.
+async fn finish_cut_in_flight(revoke: bool) -> (Finish, u64, async_tasks_recorder_pg::Stored) {
+    let name = table("cutfinish");
+    let proxy = Proxy::start(cluster());
+    let settings = Config {
+        pool_size: 2,
+        ..settings(Duration::from_secs(60))
+    };
+    let sql = Statements::new(&name, "bigint");
+    let recorder =
+        PgRecorder::<i64>::with_statements(proxy.config(cluster()), sql, settings).unwrap();
+    recorder.install().await.unwrap();
+    let attempt = if revoke {
+        let (_, paid) = recorder
+            .launch_block(1, |_| async { Ok::<(), ()>(()) })
+            .await
+            .unwrap();
+        assert_eq!(paid.unwrap(), Finish::Applied);
+        recorder.revoke_begin(1).await.unwrap().unwrap()
+    } else {
+        recorder.claim(1).await.unwrap().unwrap()
+    };
+    let fence = attempt.lease().fence();
+    let lock = RowLock::take(&name, 1).await;
+    let finishing = tokio::spawn(attempt.finish(Outcome::Ok));
+    let watcher = connect_to(&cluster().config("postgres")).await;
+    let waiting_finishes = || async {
+        let row = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE%'",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0)
+    };
+    while waiting_finishes().await < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The network cut: the client sees its connection close, the server
+    // keeps the first send waiting on the lock.
+    proxy.cut();
+    while waiting_finishes().await < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Both sends wait; the first one takes the lock first and applies.
+    lock.release().await;
+    let finish = finishing.await.unwrap().unwrap();
+    (finish, fence, recorder.read(&1).await.unwrap())
+}
+
+/// A finish cut in flight that applied: the answer must be what the row
+/// proves, `Applied`, never `Stale`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finish_cut_in_flight_that_applied_is_answered_applied() {
-    within(60, "a finish cut in flight", async {
-        let name = table("cutfinish");
-        let proxy = Proxy::start(cluster());
-        let config = proxy.config(cluster());
-        let settings = Config {
-            pool_size: 2,
-            ..settings(Duration::from_secs(60))
-        };
-        let recorder =
-            PgRecorder::<i64>::with_statements(config, Statements::new(&name, "bigint"), settings)
-                .unwrap();
-        recorder.install().await.unwrap();
-        let attempt = recorder.claim(1).await.unwrap().unwrap();
-        let fence = attempt.lease().fence();
-        let lock = RowLock::take(&name, 1).await;
-        let finishing = tokio::spawn(attempt.finish(Outcome::Ok));
-        let watcher = connect_to(&cluster().config("postgres")).await;
-        let waiting_finishes = || async {
-            let row = watcher
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity
-                     WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE%'",
-                    &[],
-                )
-                .await
-                .unwrap();
-            row.get::<_, i64>(0)
-        };
-        while waiting_finishes().await < 1 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // The network cut: the client sees its connection close, the
-        // server keeps the first send waiting on the lock.
-        proxy.cut();
-        while waiting_finishes().await < 2 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // Both sends wait; the first one takes the lock first and applies.
-        lock.release().await;
-        let finish = finishing.await.unwrap().unwrap();
-        let stored = recorder.read(&1).await.unwrap();
-        assert_eq!(stored.success_fence, Some(fence), "the first send applied");
-        assert_eq!(
-            finish,
-            Finish::Applied,
-            "id 1: an applied finish answered {finish:?}"
-        );
-    })
-    .await
+    let (finish, fence, stored) =
+        within(60, "a finish cut in flight", finish_cut_in_flight(false)).await;
+    assert_eq!(stored.success_fence, Some(fence), "the first send applied");
+    assert_eq!(
+        finish,
+        Finish::Applied,
+        "id 1: an applied finish answered {finish:?}"
+    );
+}
+
+/// The same for a revoke end: the row, `NotFound` in the next epoch with
+/// this revoke's fence, proves it applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_end_cut_in_flight_that_applied_is_answered_applied() {
+    let (finish, fence, stored) =
+        within(60, "a revoke end cut in flight", finish_cut_in_flight(true)).await;
+    assert_eq!(
+        (stored.phase, stored.epoch, stored.fence),
+        (async_tasks_recorder_pg::Phase::NotFound, 1, fence),
+        "the first send applied"
+    );
+    assert_eq!(
+        finish,
+        Finish::Applied,
+        "id 1: an applied revoke end answered {finish:?}"
+    );
 }
 
 /// A `finish_in` that applied, then its transaction rolled back: the
