@@ -14,6 +14,9 @@
 //!   id, its model against `spec::step` ([`operation::StepSpec`]), and the
 //!   run's log.
 //! - [`bounded`]: waits that fail within seconds, naming the id, not hang.
+//! - [`explore`]: an explicit-state model checker (breadth first, shortest
+//!   counterexamples), and [`failover`]: the fenced protocol through a
+//!   PostgreSQL promotion, as a model for it.
 //! - [`sequential`]: the model test, step by step against the spec.
 //! - [`concurrent`]: random launch-fail-retry schedules and the six
 //!   properties every run must keep.
@@ -29,6 +32,8 @@ pub mod backend;
 pub mod bounded;
 #[cfg(feature = "checkers")]
 pub mod concurrent;
+pub mod explore;
+pub mod failover;
 pub mod history;
 pub mod linearizability;
 pub mod operation;
