@@ -66,6 +66,8 @@ struct LeaseInner<K> {
     id: K,
     epoch: Epoch,
     fence: Fence,
+    /// What the attempt holds, for resolving its finish.
+    holding: Holding,
     /// Cancelled when the lease is lost.
     lost: CancellationToken,
     /// Set by the first finish (or drop): later ones are `Stale`.
@@ -98,6 +100,11 @@ impl<K> Lease<K> {
     pub async fn lost(&self) {
         self.inner.lost.cancelled().await
     }
+
+    /// What the attempt holds.
+    pub(crate) fn holding(&self) -> Holding {
+        self.inner.holding
+    }
 }
 
 /// An accepted claim or revoke: its lease is renewed in the background
@@ -128,6 +135,7 @@ impl<K: Key> Attempt<K> {
                 id,
                 epoch,
                 fence,
+                holding,
                 lost: CancellationToken::new(),
                 settled: AtomicBool::new(false),
             }),
@@ -413,7 +421,9 @@ pub(crate) enum Resolution {
 /// finisher's fence (see [`Attempt::finish`]). Identity is proved by the
 /// fence the row keeps, never inferred from the row having moved on: a
 /// success keeps its finisher's fence in `success_fence`, a revoke end
-/// keeps its fence on the `NotFound` row it leaves.
+/// keeps its fence on the `NotFound` row it leaves. An `Applied` answer
+/// waits for the confirming write ([`Db::confirm`]): what a promotion
+/// could lose is never acknowledged.
 pub(crate) async fn resolve<K: Key>(
     db: &Db,
     lease: &Lease<K>,
@@ -454,6 +464,12 @@ pub(crate) async fn resolve<K: Key>(
         }
         (Holding::Revoke, Outcome::Err) => now.fence == mine && now.phase == Phase::Success,
     };
+    // The row read may be a commit whose synchronous wait was cancelled:
+    // visible here, but not yet on the standby a promotion would make the
+    // truth. A write of the resolver's own, once committed, proves it is.
+    if applied {
+        db.confirm(lease.id()).await?;
+    }
     Ok(Resolution::Finished(Finish::of(applied)))
 }
 

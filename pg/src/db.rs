@@ -9,6 +9,7 @@
 //! order.
 
 use crate::bounds::Limits;
+use crate::connect::ClosingOnWarnings;
 use crate::error::{Bound, Error};
 use crate::schema;
 use crate::sql::{Statements, phase_of, phases_read_as, state_code};
@@ -17,7 +18,7 @@ use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase, TaskState};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::time::Duration;
 use tokio_postgres::types::{FromSqlOwned, ToSql, Type};
-use tokio_postgres::{NoTls, Row, Transaction};
+use tokio_postgres::{Row, Transaction};
 
 /// A type usable as a task id: a column type and its Rust mapping.
 pub trait Key: ToSql + FromSqlOwned + Clone + Send + Sync + std::fmt::Debug + 'static {
@@ -196,11 +197,12 @@ pub(crate) struct Connections {
     pub(crate) renewal_pool_size: usize,
 }
 
-/// A pool of up to `size` connections of `config`.
+/// A pool of up to `size` connections of `config`, each closed at the
+/// first warning the server sends (`connect.rs`).
 fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, Error> {
-    let manager = Manager::from_config(
+    let manager = Manager::from_connect(
         config,
-        NoTls,
+        ClosingOnWarnings,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -460,6 +462,21 @@ impl Db {
             .run(&self.sql.abandon, &types, &[id, &(fence as i64)])
             .await?;
         Ok(!rows.is_empty())
+    }
+
+    /// Commits a write of `id`'s row as it is, which returns once every
+    /// earlier commit is where the server's `synchronous_commit` asks
+    /// (on a synchronous standby, if one is named). A reply that does not
+    /// come, or a closed connection (a cancelled wait: `connect.rs`), is an
+    /// error.
+    pub(crate) async fn confirm(&self, id: Param<'_>) -> Result<(), Error> {
+        self.run(
+            &self.sql.confirm,
+            std::slice::from_ref(&self.key_type),
+            &[id],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Expires `id` if its lease has run out (the sweep for one id).

@@ -110,6 +110,7 @@
 // them.
 mod attempt;
 mod bounds;
+mod connect;
 mod db;
 mod error;
 mod grant;

@@ -2,7 +2,7 @@
 //! statements of the database handle (`db.rs`); a granted claim or revoke
 //! continues as an [`Attempt`].
 
-use crate::attempt::{Attempt, Finish, Lease};
+use crate::attempt::{Attempt, Finish, Lease, Resolution, resolve};
 use crate::bounds::{Bounds, Limits};
 use crate::db::{Connections, Db, Key, Stored};
 use crate::error::Error;
@@ -120,6 +120,33 @@ impl<K: Key> PgRecorder<K> {
     /// The stored record of `id` (what every read reports).
     pub async fn read(&self, id: &K) -> Result<Stored, Error> {
         self.db.read(id).await
+    }
+
+    /// What a [`finish_in`](Attempt::finish_in) with `outcome` under
+    /// `lease` did, once its transaction ended with a `COMMIT` whose answer
+    /// did not come (a broken connection, or a commit whose synchronous
+    /// wait was cancelled: the connection then says "already committed
+    /// locally, but might not have been replicated"). `Applied` if the row
+    /// proves the commit, after a write of this call's own has committed,
+    /// so the commit is where a promotion keeps it; `Stale` if the row
+    /// proves it did not commit; [`Error::InDoubt`] once the id has moved
+    /// to a later epoch and the row can no longer tell. Call it only after
+    /// the transaction has ended.
+    pub async fn resolve_commit(
+        &self,
+        lease: &Lease<K>,
+        outcome: Outcome,
+    ) -> Result<Finish, Error> {
+        match resolve(&self.db, lease, lease.holding(), outcome).await? {
+            Resolution::Finished(done) => Ok(done),
+            // The row still shows the attempt holding the id: the
+            // transaction ended without committing its finish.
+            Resolution::Unapplied => Ok(Finish::Stale),
+            Resolution::Unprovable => Err(Error::InDoubt {
+                write: lease.holding().finish_name(),
+                cause: None,
+            }),
+        }
     }
 
     /// The id's state: one read of its row.

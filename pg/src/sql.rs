@@ -65,6 +65,10 @@ pub struct Statements {
     /// caller's transaction rolled back. Params: id, fence. Returns the
     /// new state if applied.
     pub abandon: String,
+    /// Writes the row as it is: its commit, waiting for the synchronous
+    /// standby as every commit does, proves every commit before it is
+    /// replicated (the log is replicated in order). Params: id.
+    pub confirm: String,
     /// The sweep: every lapsed row, any replica, idempotent. Params: shift µs, limit.
     /// Returns `(id, new state)` per expired row.
     pub sweep: String,
@@ -256,6 +260,7 @@ impl Statements {
                    AND state IN ({working}, {revoking}) AND {FENCE_IS_CURRENT}
                  RETURNING state"
             ),
+            confirm: format!("UPDATE {table} SET epoch = epoch WHERE id = $1"),
             sweep: format!(
                 "UPDATE {table} SET state = CASE WHEN state = {working} THEN {failed} ELSE {success} END, lease_until = NULL
                  WHERE id IN (SELECT id FROM {table}

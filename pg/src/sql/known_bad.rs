@@ -87,7 +87,7 @@ mod tests {
     use super::*;
 
     /// The statements by name, to compare one defect's set with the good one.
-    fn by_name(sql: &Statements) -> [(&'static str, &str); 12] {
+    fn by_name(sql: &Statements) -> [(&'static str, &str); 13] {
         [
             ("schema", &sql.schema),
             ("claim", &sql.claim),
@@ -98,6 +98,7 @@ mod tests {
             ("read", &sql.read),
             ("expire_one", &sql.expire_one),
             ("abandon", &sql.abandon),
+            ("confirm", &sql.confirm),
             ("sweep", &sql.sweep),
             ("list", &sql.list),
             ("count", &sql.count),
