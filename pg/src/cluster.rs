@@ -12,6 +12,10 @@
 //! abort, a kill), by a watchdog process that polls the owner's pid and then
 //! stops the server and removes the directory.
 
+mod standby;
+
+pub use standby::Replication;
+
 use std::fmt;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -92,6 +96,34 @@ fn io<T>(what: impl Into<String>, r: std::io::Result<T>) -> Result<T, ClusterErr
 impl Cluster {
     /// `initdb` a new cluster in a fresh temporary directory and start it.
     pub fn start() -> Result<Cluster, ClusterError> {
+        let cluster = Cluster::empty()?;
+        let data = cluster.data_dir();
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                path_str(&data),
+                "-U",
+                USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-instructions",
+            ],
+        )?;
+        cluster.configure(&format!(
+            "listen_addresses = ''\nunix_socket_directories = '{}'\n\
+             fsync = on\nsynchronous_commit = on\nmax_connections = 200\n",
+            path_str(&cluster.socket_dir())
+        ))?;
+        cluster.start_server()?;
+        Ok(cluster)
+    }
+
+    /// A fresh temporary directory for a cluster, owned by the server's
+    /// user, with its watchdog; no data directory yet.
+    fn empty() -> Result<Cluster, ClusterError> {
         let bin = find_binaries()?;
         let as_postgres = is_root();
         let root = std::env::temp_dir().join(format!(
@@ -113,32 +145,16 @@ impl Cluster {
             cluster.hand_to_postgres()?;
         }
         cluster.watchdog = Some(cluster.spawn_watchdog()?);
-        let data = cluster.data_dir();
-        cluster.run(
-            "initdb",
-            &[
-                "-D",
-                path_str(&data),
-                "-U",
-                USER,
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-locale",
-                "--no-instructions",
-            ],
-        )?;
-        let conf = format!(
-            "\n# throwaway cluster\nlisten_addresses = ''\nunix_socket_directories = '{}'\n\
-             fsync = on\nsynchronous_commit = on\nmax_connections = 200\n",
-            path_str(&cluster.socket_dir())
-        );
-        let conf_path = data.join("postgresql.conf");
-        let mut text = io("read postgresql.conf", fs::read_to_string(&conf_path))?;
-        text.push_str(&conf);
-        io("write postgresql.conf", fs::write(&conf_path, text))?;
-        cluster.start_server()?;
         Ok(cluster)
+    }
+
+    /// Appends `settings` to the server's `postgresql.conf`.
+    fn configure(&self, settings: &str) -> Result<(), ClusterError> {
+        let conf_path = self.data_dir().join("postgresql.conf");
+        let mut text = io("read postgresql.conf", fs::read_to_string(&conf_path))?;
+        text.push_str("\n# throwaway cluster\n");
+        text.push_str(settings);
+        io("write postgresql.conf", fs::write(&conf_path, text))
     }
 
     /// The directory holding the server's Unix socket: the `host` to connect to.
@@ -218,8 +234,19 @@ impl Cluster {
 
     /// Runs `sql` through `psql` (for setup outside the client, e.g. `CREATE DATABASE`).
     pub fn psql(&self, dbname: &str, sql: &str) -> Result<String, ClusterError> {
+        self.psql_with(dbname, sql, &[])
+    }
+
+    /// The unaligned, header-less output of `sql` through `psql`.
+    pub fn psql_value(&self, dbname: &str, sql: &str) -> Result<String, ClusterError> {
+        self.psql_with(dbname, sql, &["-A", "-t"])
+    }
+
+    fn psql_with(&self, dbname: &str, sql: &str, flags: &[&str]) -> Result<String, ClusterError> {
         let output = Command::new(self.tool("psql"))
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+            .args(flags)
+            .arg("-d")
             .arg(self.conninfo(dbname))
             .args(["-c", sql])
             .output();
