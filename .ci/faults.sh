@@ -5,6 +5,10 @@
 # immediate stop and restart of the database). It must pass its audit.
 # Then two known-bad protocols must fail it, naming ids: finishes that
 # ignore the fence, and leases judged by a client clock running ahead.
+# Last, failover: a run with a synchronous standby promoted twice must
+# pass, and the same run with an asynchronous standby (the control) must
+# fail, naming ids whose acknowledged successes were lost and whose fences
+# were drawn again.
 #
 # The checks read the run's JSON report (one line on stdout with --json):
 # `.passed`, the fault counts under `.faults` and `.zombie_stale_finishes`,
@@ -53,4 +57,32 @@ bite() {
 # run in five. Short leases fit five zombies in the same 14 s.
 bite unfenced two_effects_in_one_epoch --lease-ms 500 --duration 14 --zombie-every 2
 bite client-clock live_lease_taken_over --lease-ms 1500 --duration 8
-echo "fault run passed; both sabotaged runs failed naming ids"
+
+echo "--- failover, synchronous standby: at least two promotions; the audit must pass"
+failover=(--lease-ms 1500 --duration 22 --failover-every 8)
+if ! timeout 180 "$bin" "${common[@]}" "${failover[@]}" --replication sync \
+    >"$scratch/sync.json" 2>"$scratch/sync.err"; then
+    cat "$scratch/sync.json" "$scratch/sync.err" >&2
+    fail "the synchronous failover run failed its audit"
+fi
+cat "$scratch/sync.json"
+n=$(jq '.faults.failovers | length' "$scratch/sync.json")
+[ "$n" -ge 2 ] || fail "synchronous failover run: $n promotions, expected at least 2"
+jq -e '[.faults.failovers[] | .first_success_after_ms != null] | all' "$scratch/sync.json" >/dev/null ||
+    fail "synchronous failover run: no success after a promotion"
+
+echo "--- failover, asynchronous standby (the control): the audit must fail naming ids"
+if timeout 180 "$bin" "${common[@]}" "${failover[@]}" --replication async \
+    >"$scratch/async.json" 2>"$scratch/async.err"; then
+    cat "$scratch/async.json" >&2
+    fail "the asynchronous failover run passed: the audit cannot see a lost success"
+fi
+for rule in acknowledged_success_lost fence_reissued; do
+    jq -e -c --arg rule "$rule" \
+        '.violations[] | select(.rule == $rule and .count > 0 and (.ids | length) > 0) | {rule, count}' \
+        "$scratch/async.json" || {
+        cat "$scratch/async.json" "$scratch/async.err" >&2
+        fail "the asynchronous failover run failed, but not by naming ids under $rule"
+    }
+done
+echo "fault run passed; both sabotaged runs and the asynchronous failover failed naming ids"

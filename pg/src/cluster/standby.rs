@@ -104,18 +104,29 @@ impl Cluster {
     }
 
     /// Promotes this standby to primary; waits until it accepts writes.
+    ///
+    /// A standby whose server is restarting (after one of its processes
+    /// died, say) would miss the request, so the request is made once the
+    /// standby answers queries, and made again if the promotion has not
+    /// happened within a few seconds.
     pub fn promote(&self) -> Result<(), ClusterError> {
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                path_str(&self.data_dir()),
-                "-w",
-                "-t",
-                "60",
-                "promote",
-            ],
-        )
+        let mut last = None;
+        for _ in 0..20 {
+            if self.psql_value("postgres", "SELECT 1").is_err() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                continue;
+            }
+            match self.run(
+                "pg_ctl",
+                &["-D", path_str(&self.data_dir()), "-w", "-t", "5", "promote"],
+            ) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            ClusterError::Command("promote".into(), "the standby never answered".into())
+        }))
     }
 
     /// A client configuration for database `dbname` that connects to
@@ -132,6 +143,19 @@ impl Cluster {
             .application_name("async_tasks_recorder_pg")
             .target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
         config
+    }
+
+    /// The libpq connection string of [`primary_config`](Self::primary_config),
+    /// for tools and child processes.
+    pub fn primary_conninfo(nodes: &[&Cluster], dbname: &str) -> String {
+        let hosts: Vec<String> = nodes
+            .iter()
+            .map(|node| path_str(&node.socket_dir()).to_owned())
+            .collect();
+        format!(
+            "host={} user={USER} dbname={dbname} target_session_attrs=read-write",
+            hosts.join(",")
+        )
     }
 
     /// The pid of this standby's WAL receiver, if it runs.

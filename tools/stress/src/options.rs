@@ -100,6 +100,17 @@ pub struct Options {
     /// Fault: every SECS, `pg_ctl stop -m immediate` and restart (own cluster only).
     #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = seconds)]
     pub crash_every: Option<f64>,
+    /// Fault: every SECS, the primary dies and its standby is promoted; the
+    /// old primary comes back as the new standby (own cluster only: the run
+    /// starts a standby).
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = seconds)]
+    pub failover_every: Option<f64>,
+    /// How the standby of `--failover-every` replicates: `sync` (the
+    /// primary waits for it) or `async` (the control, whose promotions can
+    /// lose acknowledged successes).
+    #[arg(long, value_enum, default_value_t = ReplicationMode::Sync)]
+    #[serde(default)]
+    pub replication: ReplicationMode,
     /// The slot of this worker process in a postgres run: set by the
     /// coordinator in the options it hands the worker, never on the command
     /// line, and absent from the report.
@@ -121,6 +132,17 @@ pub enum BackendKind {
     Memory,
     /// `async_tasks_recorder_pg`, shared by `--processes` processes.
     Postgres,
+}
+
+/// How a run's standby replicates.
+#[derive(clap::ValueEnum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplicationMode {
+    /// The primary waits for the standby.
+    #[default]
+    Sync,
+    /// The standby follows when it can.
+    Async,
 }
 
 /// A known-bad protocol the audit must catch.

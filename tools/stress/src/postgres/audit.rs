@@ -10,7 +10,7 @@ use super::database::{COORDINATOR_APP, connect, recorder};
 use super::message::{Acked, Arrival, StaleFinish, TaskResult};
 use crate::violation::{AuditRule, Violation};
 use async_tasks_recorder_pg::TaskState;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 use tokio_postgres::Client;
@@ -53,6 +53,13 @@ pub enum PgRule {
     /// A success a worker acknowledged (after its commit) is not in the
     /// database: lost in a crash, say.
     AcknowledgedSuccessLost,
+    /// Two successes acknowledged in one epoch of one id, under different
+    /// fences: the second was granted by a primary that never received the
+    /// first (an asynchronous promotion).
+    AcknowledgedTwiceInOneEpoch,
+    /// A fence acknowledged for two attempts, or fences of one id that do
+    /// not rise with its epochs: the sequence handed a value out again.
+    FenceReissued,
     /// A success's finish answered `Stale` within one lease of its claim.
     LiveLeaseTakenOver,
     ListingsDisagree,
@@ -70,6 +77,8 @@ impl AuditRule for PgRule {
             PgRule::RevokedEpochWithoutEffect => "revoked_epoch_without_effect",
             PgRule::LiveAfterSweep => "live_after_sweep",
             PgRule::AcknowledgedSuccessLost => "acknowledged_success_lost",
+            PgRule::AcknowledgedTwiceInOneEpoch => "acknowledged_twice_in_one_epoch",
+            PgRule::FenceReissued => "fence_reissued",
             PgRule::LiveLeaseTakenOver => "live_lease_taken_over",
             PgRule::ListingsDisagree => "listings_disagree",
             PgRule::FaultNotExercised => "fault_not_exercised",
@@ -94,6 +103,12 @@ impl fmt::Display for PgRule {
                 "Working or Revoking after the sweep ran past the longest lease"
             }
             PgRule::AcknowledgedSuccessLost => "acknowledged success lost",
+            PgRule::AcknowledgedTwiceInOneEpoch => {
+                "two successes acknowledged in one epoch, under different fences"
+            }
+            PgRule::FenceReissued => {
+                "a fence acknowledged twice, or fences of an id not rising with its epochs"
+            }
             PgRule::LiveLeaseTakenOver => {
                 "a live lease was taken over: a finish answered Stale within one lease of its claim"
             }
@@ -281,6 +296,14 @@ pub fn check(
         .map(|a| a.id)
         .collect();
     violations.extend(Violation::named(PgRule::AcknowledgedSuccessLost, lost));
+    violations.extend(Violation::named(
+        PgRule::AcknowledgedTwiceInOneEpoch,
+        acknowledged_twice(acked),
+    ));
+    violations.extend(Violation::named(
+        PgRule::FenceReissued,
+        reissued_fences(acked),
+    ));
     let live_stale = stale
         .iter()
         .map(|s| s.message)
@@ -295,6 +318,56 @@ pub fn check(
         listings_disagreeing(evidence),
     ));
     violations
+}
+
+/// Ids with two successes acknowledged in one epoch under different fences.
+fn acknowledged_twice(acked: &[Arrival<Acked>]) -> Vec<i64> {
+    let mut fences: BTreeMap<(i64, i64), BTreeSet<i64>> = BTreeMap::new();
+    for a in acked {
+        let Acked { id, epoch, fence } = a.message;
+        fences.entry((id, epoch)).or_default().insert(fence);
+    }
+    let ids: BTreeSet<i64> = fences
+        .into_iter()
+        .filter(|(_, fences)| fences.len() > 1)
+        .map(|((id, _), _)| id)
+        .collect();
+    ids.into_iter().collect()
+}
+
+/// Ids whose acknowledged fence another acknowledged success also holds,
+/// or whose fences do not rise with their epochs.
+fn reissued_fences(acked: &[Arrival<Acked>]) -> Vec<i64> {
+    let mut holders: BTreeMap<i64, BTreeSet<(i64, i64)>> = BTreeMap::new();
+    let mut by_id: BTreeMap<i64, BTreeMap<i64, BTreeSet<i64>>> = BTreeMap::new();
+    for a in acked {
+        let Acked { id, epoch, fence } = a.message;
+        holders.entry(fence).or_default().insert((id, epoch));
+        by_id
+            .entry(id)
+            .or_default()
+            .entry(epoch)
+            .or_default()
+            .insert(fence);
+    }
+    let mut ids: BTreeSet<i64> = holders
+        .values()
+        .filter(|held| held.len() > 1)
+        .flat_map(|held| held.iter().map(|(id, _)| *id))
+        .collect();
+    for (id, epochs) in by_id {
+        let mut highest = i64::MIN;
+        for fences in epochs.values() {
+            let (Some(&low), Some(&high)) = (fences.first(), fences.last()) else {
+                continue;
+            };
+            if low <= highest {
+                ids.insert(id);
+            }
+            highest = highest.max(high);
+        }
+    }
+    ids.into_iter().collect()
 }
 
 /// Ids whose point query and listings disagree, and the first ids of a
@@ -419,6 +492,38 @@ mod tests {
     }
 
     #[test]
+    fn two_successes_acknowledged_in_one_epoch_and_a_reissued_fence_are_named() {
+        let evidence = consistent();
+        // Id 0 and id 2 both acknowledged under fence 7: drawn twice.
+        // Id 0 also has two fences in epoch 1. Id 1's later epoch has a
+        // smaller fence than its earlier one.
+        let acks = [
+            acked(0, 1, 7),
+            acked(0, 1, 9),
+            acked(2, 0, 7),
+            acked(1, 0, 6),
+            acked(1, 1, 4),
+        ];
+        let violations = check(&evidence, &acks, &[], LEASE);
+        let named: Vec<_> = found(violations)
+            .into_iter()
+            .filter(|(rule, _)| {
+                matches!(
+                    rule,
+                    PgRule::AcknowledgedTwiceInOneEpoch | PgRule::FenceReissued
+                )
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [
+                (PgRule::AcknowledgedTwiceInOneEpoch, vec![0]),
+                (PgRule::FenceReissued, vec![0, 1, 2]),
+            ]
+        );
+    }
+
+    #[test]
     fn an_acknowledged_success_its_row_does_not_hold_is_named() {
         let mut evidence = consistent();
         evidence.ledger.insert((1, 0, 4));
@@ -466,6 +571,8 @@ mod tests {
             PgRule::RevokedEpochWithoutEffect,
             PgRule::LiveAfterSweep,
             PgRule::AcknowledgedSuccessLost,
+            PgRule::AcknowledgedTwiceInOneEpoch,
+            PgRule::FenceReissued,
             PgRule::LiveLeaseTakenOver,
             PgRule::ListingsDisagree,
             PgRule::FaultNotExercised,

@@ -25,8 +25,13 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 pub fn run(runtime: &tokio::runtime::Runtime, options: Options) -> Result<ExitCode, String> {
     let began = Instant::now();
     let database = Database::open(&options)?;
-    if options.crash_every.is_some() && database.cluster().is_none() {
-        return Err("--crash-every needs the run's own cluster (no --database-url)".into());
+    if (options.crash_every.is_some() || options.failover_every.is_some())
+        && database.cluster().is_none()
+    {
+        return Err(
+            "--crash-every and --failover-every need the run's own cluster (no --database-url)"
+                .into(),
+        );
     }
     let lease = Duration::from_millis(options.lease_ms);
     let admin = database.config(COORDINATOR_APP)?;
@@ -40,7 +45,7 @@ pub fn run(runtime: &tokio::runtime::Runtime, options: Options) -> Result<ExitCo
     let targets = Targets {
         runtime,
         admin: &admin,
-        cluster: database.cluster(),
+        database: &database,
     };
     let mut progress = Progress::new(start, options.json);
     while Instant::now() < deadline {

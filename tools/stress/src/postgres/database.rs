@@ -3,9 +3,10 @@
 //! each kind of connection, and a fresh schema.
 
 use super::sabotage::{self, TASKS};
-use crate::options::{Options, Sabotage};
-use async_tasks_recorder_pg::cluster::Cluster;
+use crate::options::{Options, ReplicationMode, Sabotage};
+use async_tasks_recorder_pg::cluster::{Cluster, Replication};
 use async_tasks_recorder_pg::{Config as PgConfig, PgRecorder, end_idle_transactions};
+use std::cell::Cell;
 use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 
@@ -19,34 +20,69 @@ pub const COORDINATOR_APP: &str = "stress-coordinator";
 const LEDGER_SCHEMA: &str = "CREATE TABLE stress_ledger (id bigint NOT NULL, epoch bigint NOT NULL,
    fence bigint NOT NULL, process bigint NOT NULL, PRIMARY KEY (id, fence))";
 
-/// The database a run uses, and the cluster behind it when the run started
-/// its own (removed when this is dropped).
+/// The database a run uses, and the clusters behind it when the run started
+/// its own (removed when this is dropped): one, or a primary and its
+/// standby for `--failover-every`.
 pub struct Database {
     pub url: String,
-    cluster: Option<Cluster>,
+    nodes: Vec<Cluster>,
+    /// The index in `nodes` of the primary.
+    primary: Cell<usize>,
+    replication: Replication,
 }
 
 impl Database {
-    /// The `--database-url`, or a new throwaway cluster.
+    /// The `--database-url`, or a new throwaway cluster (with a standby
+    /// for `--failover-every`; clients then connect to whichever accepts
+    /// writes).
     pub fn open(options: &Options) -> Result<Database, String> {
-        match &options.database_url {
-            Some(url) => Ok(Database {
-                url: url.clone(),
-                cluster: None,
-            }),
+        let replication = match options.replication {
+            ReplicationMode::Sync => Replication::Synchronous,
+            ReplicationMode::Async => Replication::Asynchronous,
+        };
+        let (url, nodes) = match &options.database_url {
+            Some(url) => (url.clone(), Vec::new()),
             None => {
-                let cluster = Cluster::start().map_err(|e| e.to_string())?;
-                Ok(Database {
-                    url: cluster.conninfo("postgres"),
-                    cluster: Some(cluster),
-                })
+                let primary = Cluster::start().map_err(|e| e.to_string())?;
+                if options.failover_every.is_some() {
+                    let standby =
+                        Cluster::standby_of(&primary, replication).map_err(|e| e.to_string())?;
+                    let url = Cluster::primary_conninfo(&[&primary, &standby], "postgres");
+                    (url, vec![primary, standby])
+                } else {
+                    (primary.conninfo("postgres"), vec![primary])
+                }
             }
+        };
+        Ok(Database {
+            url,
+            nodes,
+            primary: Cell::new(0),
+            replication,
+        })
+    }
+
+    /// The run's own primary, if it started one.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.nodes.get(self.primary.get())
+    }
+
+    /// The run's own standby, if it started one.
+    pub fn standby(&self) -> Option<&Cluster> {
+        match self.nodes.len() {
+            2 => self.nodes.get(1 - self.primary.get()),
+            _ => None,
         }
     }
 
-    /// The run's own cluster, if it started one.
-    pub fn cluster(&self) -> Option<&Cluster> {
-        self.cluster.as_ref()
+    /// How the standby replicates.
+    pub fn replication(&self) -> Replication {
+        self.replication
+    }
+
+    /// The standby is now the primary.
+    pub fn promoted(&self) {
+        self.primary.set(1 - self.primary.get());
     }
 
     /// Settings of a connection named `app`.

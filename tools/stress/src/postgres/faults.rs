@@ -1,15 +1,15 @@
 //! The fault injector: on its schedule it kills a worker process with -9
 //! (and starts a fresh one), freezes one with SIGSTOP for three leases
 //! (a zombie) then lets it go on with SIGCONT, ends every worker connection
-//! with `pg_terminate_backend`, and crashes and restarts the database (own
-//! cluster only). [`Faults`] is what it did, and [`Injector::unmet`] names
-//! each fault asked for that never happened or never bit.
+//! with `pg_terminate_backend`, crashes and restarts the database, and
+//! fails over to the standby (own cluster only). [`Faults`] is what it
+//! did, and [`Injector::unmet`] names each fault asked for that never
+//! happened or never bit.
 
-use super::database::{WORKER_APP, connect};
+use super::database::{Database, WORKER_APP, connect};
 use super::message::{Arrival, Incarnation, StaleFinish};
 use super::workers::{Workers, signal};
 use crate::options::Options;
-use async_tasks_recorder_pg::cluster::Cluster;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,21 @@ pub struct Crash {
     pub restart: Duration,
 }
 
+/// A promotion: when the primary died, how long until the standby accepted
+/// writes, and until the old primary followed it as the new standby.
+#[derive(Clone, Copy, Debug)]
+pub struct Failover {
+    pub at: Instant,
+    pub promote: Duration,
+    pub rejoin: Duration,
+}
+
+/// How long the standby's WAL receiver is paused before the primary dies,
+/// so that the primary commits what the standby will never receive: lost
+/// by an asynchronous promotion for certain, never acknowledged by a
+/// synchronous one.
+const RECEIVER_PAUSE: Duration = Duration::from_millis(700);
+
 /// A zombie let go on: from `woke` on, its finishes must answer `Stale`.
 #[derive(Clone, Copy, Debug)]
 pub struct Woken {
@@ -76,6 +91,7 @@ pub struct Injected {
 pub struct Faults {
     pub injected: Injected,
     pub crashes: Vec<Crash>,
+    pub failovers: Vec<Failover>,
     pub woken: Vec<Woken>,
     /// Faults that could not be injected (a signal that failed, say).
     pub errors: Vec<String>,
@@ -86,8 +102,8 @@ pub struct Targets<'a> {
     pub runtime: &'a tokio::runtime::Runtime,
     /// The coordinator's connection settings, for `pg_terminate_backend`.
     pub admin: &'a tokio_postgres::Config,
-    /// The run's own cluster, which alone may be crashed.
-    pub cluster: Option<&'a Cluster>,
+    /// The database, whose own cluster alone may be crashed or failed over.
+    pub database: &'a Database,
 }
 
 /// The schedule of every fault, and what it did so far.
@@ -96,6 +112,7 @@ pub struct Injector {
     zombie: Every,
     terminate: Every,
     crash: Every,
+    failover: Every,
     lease: Duration,
     /// The zombie now frozen: its slot and when it was stopped.
     stopped: Option<(usize, Instant)>,
@@ -111,6 +128,7 @@ impl Injector {
             zombie: Every::new(options.zombie_every, start),
             terminate: Every::new(options.terminate_every, start),
             crash: Every::new(options.crash_every, start),
+            failover: Every::new(options.failover_every, start),
             lease: Duration::from_millis(options.lease_ms),
             stopped: None,
             rng: fastrand::Rng::with_seed(options.seed),
@@ -168,7 +186,18 @@ impl Injector {
                 Err(e) => self.done.errors.push(format!("pg_terminate_backend: {e}")),
             }
         }
-        if let Some(cluster) = targets.cluster
+        if self.failover.due(now) && remaining > 5.0 {
+            let at = Instant::now();
+            match fail_over(targets.database) {
+                Ok((promote, rejoin)) => self.done.failovers.push(Failover {
+                    at,
+                    promote,
+                    rejoin,
+                }),
+                Err(e) => return Err(format!("failover failed: {e}")),
+            }
+        }
+        if let Some(cluster) = targets.database.cluster()
             && self.crash.due(now)
             && remaining > 3.0
         {
@@ -233,6 +262,11 @@ impl Injector {
                 self.crash.asked(),
                 !done.crashes.is_empty(),
             ),
+            (
+                "--failover-every",
+                self.failover.asked(),
+                !done.failovers.is_empty(),
+            ),
         ]
         .into_iter()
         .filter(|(_, asked, happened)| *asked && !happened)
@@ -254,6 +288,34 @@ impl Faults {
             })
             .count()
     }
+}
+
+/// Pauses the standby's WAL receiver, lets the primary commit a while,
+/// crashes the primary, kills the paused receiver (so that it never reads
+/// what was already sent), promotes the standby, and makes the old
+/// primary its standby. Returns how long the promotion and the rejoin took.
+fn fail_over(database: &Database) -> Result<(Duration, Duration), String> {
+    let (Some(primary), Some(standby)) = (database.cluster(), database.standby()) else {
+        return Err("--failover-every needs the run's own primary and standby".into());
+    };
+    let receiver = standby
+        .wal_receiver_pid()
+        .map_err(|e| e.to_string())?
+        .ok_or("the standby's WAL receiver is not running")?;
+    signal(receiver, "STOP")?;
+    std::thread::sleep(RECEIVER_PAUSE);
+    let died = Instant::now();
+    primary.stop("immediate").map_err(|e| e.to_string())?;
+    signal(receiver, "KILL")?;
+    standby
+        .promote()
+        .map_err(|e| format!("the standby was not promoted: {e}"))?;
+    let promote = died.elapsed();
+    database.promoted();
+    primary
+        .follow(standby, database.replication())
+        .map_err(|e| e.to_string())?;
+    Ok((promote, died.elapsed()))
 }
 
 /// Ends every worker connection; returns how many were ended.

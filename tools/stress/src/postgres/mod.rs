@@ -61,6 +61,7 @@ fn faults_asked(options: &Options) -> bool {
         || options.zombie_every.is_some()
         || options.terminate_every.is_some()
         || options.crash_every.is_some()
+        || options.failover_every.is_some()
         || options.sabotage.is_some()
 }
 

@@ -32,6 +32,20 @@ pub struct Recovery {
     pub first_success_after_crash_ms: Option<u64>,
 }
 
+/// One promotion of the standby.
+#[derive(Serialize, Debug)]
+pub struct Promotion {
+    /// From the primary's death to the standby's promotion.
+    pub promote_ms: u64,
+    /// From the primary's death to the old primary following the new one.
+    pub rejoin_ms: u64,
+    /// From the primary's death to the first success acknowledged after it.
+    pub first_success_after_ms: Option<u64>,
+    /// Successes acknowledged before the primary died; each must be found
+    /// after (the audit's `acknowledged_success_lost` names those that are not).
+    pub acknowledged_before: usize,
+}
+
 /// What the fault injector did.
 #[derive(Serialize, Debug)]
 pub struct FaultCounts {
@@ -39,6 +53,7 @@ pub struct FaultCounts {
     pub injected: Injected,
     pub crashes: usize,
     pub recoveries: Vec<Recovery>,
+    pub failovers: Vec<Promotion>,
 }
 
 /// The audit's own figures.
@@ -125,6 +140,17 @@ impl PostgresReport {
                 }
             })
             .collect();
+        let first_after = |at: Instant| totals.acked.iter().map(|a| a.at).filter(|t| *t > at).min();
+        let failovers = faults
+            .failovers
+            .iter()
+            .map(|f| Promotion {
+                promote_ms: ms(f.promote),
+                rejoin_ms: ms(f.rejoin),
+                first_success_after_ms: first_after(f.at + f.promote).map(|t| ms(t - f.at)),
+                acknowledged_before: totals.acked.iter().filter(|a| a.at < f.at).count(),
+            })
+            .collect();
         let acknowledged_before_last_crash = faults
             .crashes
             .last()
@@ -168,6 +194,7 @@ impl PostgresReport {
                 injected: faults.injected,
                 crashes: faults.crashes.len(),
                 recoveries,
+                failovers,
             },
             unmet_faults: facts.unmet_faults,
             fault_errors: faults.errors.clone(),
