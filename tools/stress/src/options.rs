@@ -74,6 +74,11 @@ pub struct Options {
     #[arg(long)]
     #[serde(skip)]
     pub json: bool,
+    /// Write the postgres run's timeline to PATH as SVG: operations and
+    /// successes per second, each fault marked [postgres only].
+    #[arg(long, value_name = "PATH")]
+    #[serde(skip)]
+    pub timeline: Option<std::path::PathBuf>,
     /// The recorder under stress: `memory` (this process) or `postgres`
     /// (several processes sharing one database).
     #[arg(long, value_enum, default_value_t = BackendKind::Memory)]

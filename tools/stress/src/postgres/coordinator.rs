@@ -9,6 +9,7 @@ use super::audit::{self, PgRule};
 use super::database::{COORDINATOR_APP, Database};
 use super::faults::{Injector, Targets};
 use super::report::{Facts, PostgresReport};
+use super::timeline::{self, Mark, Timeline};
 use super::totals::Totals;
 use super::workers::Workers;
 use crate::options::Options;
@@ -48,10 +49,13 @@ pub fn run(runtime: &tokio::runtime::Runtime, options: Options) -> Result<ExitCo
         database: &database,
     };
     let mut progress = Progress::new(start, options.json);
+    // Operations done by each moment, for the timeline.
+    let mut operations = vec![(Duration::ZERO, 0)];
     while Instant::now() < deadline {
         std::thread::sleep(TICK);
         workers.arrived().for_each(|arrival| totals.take(arrival));
         let now = Instant::now();
+        operations.push((now - start, totals.operations()));
         let remaining = deadline.saturating_duration_since(now).as_secs_f64();
         injector.tick(now, remaining, &mut workers, &targets)?;
         progress.tick(now, &totals, &injector);
@@ -94,6 +98,35 @@ pub fn run(runtime: &tokio::runtime::Runtime, options: Options) -> Result<ExitCo
         evidence: &evidence,
         violations: &violations,
     });
+    if let Some(path) = &options.timeline {
+        let timeline = Timeline {
+            run: run_time,
+            operations: &operations,
+            successes: &totals
+                .acked
+                .iter()
+                .map(|a| a.at.saturating_duration_since(start))
+                .collect::<Vec<_>>(),
+            marks: &injector
+                .done
+                .marks
+                .iter()
+                .map(|(at, fault)| Mark {
+                    at: at.saturating_duration_since(start),
+                    fault,
+                })
+                .collect::<Vec<_>>(),
+            title: format!(
+                "Fault run: {} processes, {} s, {} operations, passed: {}",
+                options.processes,
+                run_time.as_secs(),
+                totals.operations(),
+                report.verdict.passed
+            ),
+        };
+        std::fs::write(path, timeline::svg(&timeline)?)
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
     let _ = std::io::stdout().write_all(report.json(options.json).as_bytes());
     let _ = std::io::stderr().write_all(report.failure_text().as_bytes());
     drop(database);

@@ -93,6 +93,8 @@ pub struct Faults {
     pub crashes: Vec<Crash>,
     pub failovers: Vec<Failover>,
     pub woken: Vec<Woken>,
+    /// Every fault injected, when, for the timeline.
+    pub marks: Vec<(Instant, &'static str)>,
     /// Faults that could not be injected (a signal that failed, say).
     pub errors: Vec<String>,
 }
@@ -158,6 +160,7 @@ impl Injector {
             if !candidates.is_empty() && remaining > 1.0 {
                 let slot = candidates[self.rng.usize(0..candidates.len())];
                 self.done.injected.kills += 1;
+                self.done.marks.push((Instant::now(), "kill"));
                 workers.replace(slot, remaining)?;
             }
         }
@@ -169,6 +172,7 @@ impl Injector {
             match signal(workers.pid(slot), "STOP") {
                 Ok(()) => {
                     self.done.injected.zombies += 1;
+                    self.done.marks.push((Instant::now(), "zombie"));
                     self.stopped = Some((slot, Instant::now()));
                 }
                 Err(e) => self.done.errors.push(e),
@@ -181,6 +185,7 @@ impl Injector {
             {
                 Ok(n) => {
                     self.done.injected.terminations += 1;
+                    self.done.marks.push((Instant::now(), "termination"));
                     self.done.injected.connections_terminated += n;
                 }
                 Err(e) => self.done.errors.push(format!("pg_terminate_backend: {e}")),
@@ -189,11 +194,14 @@ impl Injector {
         if self.failover.due(now) && remaining > 5.0 {
             let at = Instant::now();
             match fail_over(targets.database) {
-                Ok((promote, rejoin)) => self.done.failovers.push(Failover {
-                    at,
-                    promote,
-                    rejoin,
-                }),
+                Ok((promote, rejoin)) => {
+                    self.done.marks.push((at, "failover"));
+                    self.done.failovers.push(Failover {
+                        at,
+                        promote,
+                        rejoin,
+                    })
+                }
                 Err(e) => return Err(format!("failover failed: {e}")),
             }
         }
@@ -203,10 +211,13 @@ impl Injector {
         {
             let at = Instant::now();
             match cluster.crash_restart() {
-                Ok(()) => self.done.crashes.push(Crash {
-                    at,
-                    restart: at.elapsed(),
-                }),
+                Ok(()) => {
+                    self.done.marks.push((at, "crash"));
+                    self.done.crashes.push(Crash {
+                        at,
+                        restart: at.elapsed(),
+                    })
+                }
                 Err(e) => return Err(format!("database restart failed: {e}")),
             }
         }

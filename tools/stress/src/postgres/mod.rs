@@ -30,6 +30,7 @@ mod faults;
 mod message;
 mod report;
 mod sabotage;
+mod timeline;
 mod totals;
 mod worker;
 mod workers;
