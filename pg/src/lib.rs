@@ -97,6 +97,7 @@ mod refusal;
 mod sql;
 mod sweeper;
 mod switches;
+mod trace;
 
 pub mod cluster;
 
