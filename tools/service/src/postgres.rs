@@ -175,8 +175,7 @@ impl Backend for Postgres {
                     epoch: lease.epoch(),
                     fence: Some(lease.fence()),
                 };
-                let span = trace::span("pay", &payment.id);
-                trace::answered(&span, &payment, "running");
+                let span = trace::attempt(&payment.id, lease.epoch(), lease.fence());
                 let paying = self.clone().pay(attempt, span.clone());
                 tokio::spawn(paying.instrument(span));
                 Ok(Started::Started(payment))

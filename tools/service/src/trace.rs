@@ -34,6 +34,12 @@ pub fn span(op: &'static str, id: &str) -> Span {
     )
 }
 
+/// The span of an attempt that runs in the background after its start
+/// has answered: a root of its own, with the attempt's epoch and fence.
+pub fn attempt(id: &str, epoch: u64, fence: u64) -> Span {
+    tracing::info_span!(parent: None, "payment", op = "pay", id, epoch, fence, outcome = Empty)
+}
+
 /// Records on `span` what the backend answered about `payment`.
 pub fn answered(span: &Span, payment: &Payment, outcome: &str) {
     if span.is_disabled() {
