@@ -24,6 +24,8 @@ pub enum ApiError {
     Backend(BackendError),
     /// `no_route` (404).
     NoRoute,
+    /// `method_not_allowed` (405): the route exists, the method does not.
+    MethodNotAllowed,
 }
 
 impl ApiError {
@@ -42,6 +44,7 @@ impl ApiError {
             ApiError::Backend(e) if e.in_doubt => "write_in_doubt",
             ApiError::Backend(_) => "backend_unavailable",
             ApiError::NoRoute => "no_route",
+            ApiError::MethodNotAllowed => "method_not_allowed",
         }
     }
 
@@ -51,6 +54,7 @@ impl ApiError {
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 }
@@ -71,6 +75,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Backend(e) => json!({ "code": code, "message": e.message }),
             ApiError::NoRoute => json!({ "code": code, "message": "no such route" }),
+            ApiError::MethodNotAllowed => {
+                json!({ "code": code, "message": "this route does not take that method" })
+            }
         };
         (status, Json(body)).into_response()
     }

@@ -47,14 +47,17 @@ pub fn router<B: Backend>(backend: B) -> Router {
         metrics: Metrics::default(),
     });
     Router::new()
-        .route("/", get(show::<B>))
-        .route("/payments", get(list::<B>))
+        .route("/", get(show::<B>).fallback(not_allowed))
+        .route("/payments", get(list::<B>).fallback(not_allowed))
         .route("/payments/", any(empty_id))
         .route(
             "/payments/{id}",
-            put(start::<B>).get(read::<B>).delete(revoke::<B>),
+            put(start::<B>)
+                .get(read::<B>)
+                .delete(revoke::<B>)
+                .fallback(not_allowed),
         )
-        .route("/metrics", get(metrics::<B>))
+        .route("/metrics", get(metrics::<B>).fallback(not_allowed))
         .fallback(no_route)
         .with_state(app)
 }
@@ -203,4 +206,8 @@ async fn empty_id() -> ApiError {
 
 async fn no_route() -> ApiError {
     ApiError::NoRoute
+}
+
+async fn not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }

@@ -199,6 +199,11 @@ async fn bad_input_is_a_400_naming_its_field_never_a_500() {
     )
     .await;
     assert_eq!(missing["code"], "no_route");
+    for (method, path) in [(Method::POST, "/payments/a"), (Method::DELETE, "/payments")] {
+        let url = format!("{base}{path}");
+        let refused = json(&c, method, &url, StatusCode::METHOD_NOT_ALLOWED).await;
+        assert_eq!(refused["code"], "method_not_allowed", "{path}: {refused}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
