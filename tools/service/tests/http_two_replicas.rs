@@ -336,6 +336,8 @@ async fn http_payments_on_two_replicas_survive_sigkill_once_per_epoch() {
     let database = cluster.conninfo("postgres");
     let logs = std::env::temp_dir().join(format!("service-http-{}", std::process::id()));
     std::fs::create_dir_all(&logs).unwrap();
+    // Kept if the test fails, for the replicas' side of the story.
+    println!("replica logs in {}", logs.display());
     let mut replicas = {
         let (db, dir) = (database.clone(), logs.clone());
         tokio::task::spawn_blocking(move || {
