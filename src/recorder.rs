@@ -211,6 +211,10 @@ where
 
     /// [`query_task_state`](Self::query_task_state) without `async`: the
     /// read never waits for a task.
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(level = "trace", name = "query", skip_all, ret)
+    )]
     pub fn query_task_state_sync<Q>(&self, task_id: &Q) -> TaskState
     where
         K: Borrow<Q>,
@@ -221,6 +225,10 @@ where
 
     /// The 2.x quick query: `Success` or `Failed` as recorded, `Working`
     /// otherwise, including for ids never launched.
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(level = "trace", name = "query_quick", skip_all, ret)
+    )]
     pub async fn query_task_state_quick<Q>(&self, task_id: &Q) -> TaskState
     where
         K: Borrow<Q>,
@@ -280,6 +288,10 @@ where
     /// `launch_block` that does so never returns). Nothing detects this.
     /// Cancelling the task ends the id `Failed`: dropping the `launch_block`
     /// future, or, for a spawned task, shutting its runtime down.
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(level = "trace", name = "wait", skip_all, ret)
+    )]
     pub async fn wait<Q>(&self, task_id: &Q) -> TaskState
     where
         K: Borrow<Q>,
@@ -302,6 +314,7 @@ where
     /// proportion to the failed ids alone. Listing `Working` or `Success`
     /// walks the whole table, a few nanoseconds per recorded id, and blocks
     /// its thread; for tables of 10^7 ids, call it from `spawn_blocking`.
+    #[cfg_attr(feature = "tracing", tracing::instrument(level = "trace", name = "list", skip_all, fields(state = ?state)))]
     pub fn list_tasks(&self, state: TaskState) -> Vec<K> {
         let mut ids = Vec::new();
         self.table.for_each_in(state, |id| ids.push(id.clone()));
@@ -321,12 +334,17 @@ where
     /// [`list_tasks`](Self::list_tasks), and as cheap: `Failed` walks only
     /// the failed ids. An id may be counted twice if another thread resizes
     /// the walked map during the walk; at quiescence the count is exact.
+    #[cfg_attr(feature = "tracing", tracing::instrument(level = "trace", name = "count", skip_all, fields(state = ?state), ret))]
     pub fn count_tasks(&self, state: TaskState) -> usize {
         self.table.count(state)
     }
 
     /// The count of every state in one walk, with the caveat of
     /// [`count_tasks`](Self::count_tasks).
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(level = "trace", name = "counts", skip_all, ret)
+    )]
     pub fn state_counts(&self) -> StateCounts {
         let [working, success, failed] = self.table.counts();
         StateCounts {

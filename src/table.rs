@@ -101,6 +101,7 @@ where
     /// id leaves a waited-on `Working` period, its waiters are woken after
     /// the entry's lock is released.
     #[inline]
+    #[cfg_attr(feature = "tracing", tracing::instrument(level = "debug", name = "step", skip_all, fields(op = ?op), ret))]
     pub(crate) fn apply(&self, id: K, op: Op) -> Response {
         let (response, waiters) = match op {
             Op::Launch => self.launch(id),
@@ -121,6 +122,7 @@ where
     /// caller, the drop guard, fires it. If the key's `Hash` or `Eq` panics,
     /// nothing was written and the call may be repeated.
     #[inline]
+    #[cfg_attr(feature = "tracing", tracing::instrument(level = "debug", name = "step", skip_all, fields(op = ?op)))]
     pub(crate) fn finish(&self, id: &K, op: Op) -> Option<Arc<Signal>> {
         self.update(id, op).1
     }

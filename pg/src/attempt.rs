@@ -6,6 +6,7 @@
 use crate::bounds::millis;
 use crate::db::{Db, Holding, Key, with_setting};
 use crate::error::{Bound, Error};
+use crate::trace::{call, on_lease, traced};
 use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase};
 use std::future::Future;
 use std::sync::Arc;
@@ -202,7 +203,9 @@ impl<K: Key> Attempt<K> {
     /// future does not cut it short, so the attempt is settled all the
     /// same.
     pub async fn finish(self, outcome: Outcome) -> Result<Finish, Error> {
-        detached(self.finish_here(outcome)).await
+        let span = call!(DEBUG, "finish", self.lease.id());
+        on_lease(&span, &self.lease);
+        traced(span, detached(self.finish_here(outcome))).await
     }
 
     /// [`finish`](Self::finish), run by the caller's own task.
@@ -281,23 +284,28 @@ impl<K: Key> Attempt<K> {
     /// the frozen session, the finish and the writes roll back together,
     /// and the id is taken over once its lease has run out.
     pub async fn finish_in(self, tx: &Transaction<'_>, outcome: Outcome) -> Result<Finish, Error> {
-        if !self.take() {
-            return Ok(Finish::Stale);
-        }
-        let sent = self.send_finish(outcome, Some(tx)).await;
-        if !matches!(sent, Ok(false)) {
-            settle_after_rollback(self.db.clone(), self.lease.clone());
-        }
-        let aborted = match &sent {
-            Ok(true) => return Ok(Finish::Applied),
-            _ => abort(tx, self.db.limits().reply()).await,
+        let span = call!(DEBUG, "finish_in", self.lease.id());
+        on_lease(&span, &self.lease);
+        let finished = async {
+            if !self.take() {
+                return Ok(Finish::Stale);
+            }
+            let sent = self.send_finish(outcome, Some(tx)).await;
+            if !matches!(sent, Ok(false)) {
+                settle_after_rollback(self.db.clone(), self.lease.clone());
+            }
+            let aborted = match &sent {
+                Ok(true) => return Ok(Finish::Applied),
+                _ => abort(tx, self.db.limits().reply()).await,
+            };
+            match (sent, aborted) {
+                (Ok(_), Ok(())) => Ok(Finish::Stale),
+                (Ok(_), Err(e)) => Err(e),
+                (Err(e), Ok(())) => Err(e),
+                (Err(e), Err(_)) => Err(e.after_sending(self.holding.finish_name())),
+            }
         };
-        match (sent, aborted) {
-            (Ok(_), Ok(())) => Ok(Finish::Stale),
-            (Ok(_), Err(e)) => Err(e),
-            (Err(e), Ok(())) => Err(e),
-            (Err(e), Err(_)) => Err(e.after_sending(self.holding.finish_name())),
-        }
+        traced(span, finished).await
     }
 }
 

@@ -122,6 +122,7 @@ mod schema;
 mod sql;
 mod sweeper;
 mod switches;
+mod trace;
 
 pub mod cluster;
 

@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::grant::grant;
 use crate::refusal::{LaunchRefusal, Refused, RevokeRefusal};
 use crate::sql::{self, Statements};
+use crate::trace::{call, listing, traced};
 use async_tasks_recorder::spec::{Outcome, TaskState};
 use std::future::Future;
 use std::sync::Arc;
@@ -119,7 +120,7 @@ impl<K: Key> PgRecorder<K> {
 
     /// The stored record of `id` (what every read reports).
     pub async fn read(&self, id: &K) -> Result<Stored, Error> {
-        self.db.read(id).await
+        traced(call!(TRACE, "read", id), self.db.read(id)).await
     }
 
     /// What a [`finish_in`](Attempt::finish_in) with `outcome` under
@@ -151,7 +152,8 @@ impl<K: Key> PgRecorder<K> {
 
     /// The id's state: one read of its row.
     pub async fn query(&self, id: &K) -> Result<TaskState, Error> {
-        Ok(self.read(id).await?.phase.state())
+        let read = async { Ok(self.read(id).await?.phase.state()) };
+        traced(call!(TRACE, "query", id), read).await
     }
 
     /// Claims `id`: the id becomes `Working` under a new fence, or the
@@ -161,7 +163,7 @@ impl<K: Key> PgRecorder<K> {
     /// nothing; if that read shows a launchable row (the holder finished or
     /// its lease ran out in between), the claim is retried.
     pub async fn claim(&self, id: K) -> Result<Result<Attempt<K>, LaunchRefusal>, Error> {
-        grant(&self.db, id).await
+        traced(call!(DEBUG, "claim", id), grant(&self.db, id)).await
     }
 
     /// Starts `task` under `id` on the current runtime: `Ok(lease)` if the
@@ -176,14 +178,18 @@ impl<K: Key> PgRecorder<K> {
         F: FnOnce(Lease<K>) -> Fut,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
     {
-        let attempt = self.claim(id).await?.map_err(Refused::By)?;
-        let lease = attempt.lease().clone();
-        let future = task(lease.clone());
-        tokio::spawn(async move {
-            let outcome = Outcome::of(&future.await);
-            let _ = attempt.finish(outcome).await;
-        });
-        Ok(lease)
+        let span = call!(DEBUG, "launch", id);
+        let launched = async {
+            let attempt = self.claim(id).await?.map_err(Refused::By)?;
+            let lease = attempt.lease().clone();
+            let future = task(lease.clone());
+            tokio::spawn(async move {
+                let outcome = Outcome::of(&future.await);
+                let _ = attempt.finish(outcome).await;
+            });
+            Ok(lease)
+        };
+        traced(span, launched).await
     }
 
     /// Runs `task` under `id` in place: its output and what its fenced
@@ -197,14 +203,18 @@ impl<K: Key> PgRecorder<K> {
         F: FnOnce(Lease<K>) -> Fut,
         Fut: Future<Output = Result<R, E>>,
     {
-        let attempt = self.claim(id).await?.map_err(Refused::By)?;
-        Ok(attempt.run(task).await)
+        let span = call!(DEBUG, "launch_block", id);
+        let ran = async {
+            let attempt = self.claim(id).await?.map_err(Refused::By)?;
+            Ok(attempt.run(task).await)
+        };
+        traced(span, ran).await
     }
 
     /// Begins a revoke of a succeeded `id`: the id becomes `Revoking` under
     /// a new fence (it still reads `Success`).
     pub async fn revoke_begin(&self, id: K) -> Result<Result<Attempt<K>, RevokeRefusal>, Error> {
-        grant(&self.db, id).await
+        traced(call!(DEBUG, "revoke_begin", id), grant(&self.db, id)).await
     }
 
     /// Runs `revoke` to undo the success of `id`: `Ok` ends the epoch (the
@@ -218,8 +228,12 @@ impl<K: Key> PgRecorder<K> {
         F: FnOnce(Lease<K>) -> Fut,
         Fut: Future<Output = Result<R, E>>,
     {
-        let attempt = self.revoke_begin(id).await?.map_err(Refused::By)?;
-        Ok(attempt.run(revoke).await)
+        let span = call!(DEBUG, "revoke", id);
+        let ran = async {
+            let attempt = self.revoke_begin(id).await?.map_err(Refused::By)?;
+            Ok(attempt.run(revoke).await)
+        };
+        traced(span, ran).await
     }
 
     /// Resolves once `id` is not `Working`, with its state then.
@@ -231,19 +245,22 @@ impl<K: Key> PgRecorder<K> {
     /// expired by this call (a write, as the sweep does), so a dead holder
     /// delays `wait` by at most its lease.
     pub async fn wait(&self, id: &K) -> Result<TaskState, Error> {
-        let mut pause = Duration::from_millis(1);
-        loop {
-            let now = self.read(id).await?;
-            if now.phase.state() != TaskState::Working {
-                return Ok(now.phase.state());
+        let waited = async {
+            let mut pause = Duration::from_millis(1);
+            loop {
+                let now = self.read(id).await?;
+                if now.phase.state() != TaskState::Working {
+                    return Ok(now.phase.state());
+                }
+                if now.lapsed {
+                    self.db.expire_one(id).await?;
+                    continue;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(self.wait_poll_max);
             }
-            if now.lapsed {
-                self.db.expire_one(id).await?;
-                continue;
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(self.wait_poll_max);
-        }
+        };
+        traced(call!(TRACE, "wait", id), waited).await
     }
 
     /// The sweep: moves up to `limit` lapsed rows (`Working` to `Failed`,
@@ -253,16 +270,20 @@ impl<K: Key> PgRecorder<K> {
     /// is skipped, not waited for (`SKIP LOCKED`); the next sweep takes it
     /// if it is still lapsed.
     pub async fn sweep(&self, limit: i64) -> Result<Vec<(K, TaskState)>, Error> {
-        self.db.sweep(limit).await
+        traced(
+            tracing::debug_span!("sweep", limit, outcome = tracing::field::Empty),
+            self.db.sweep(limit),
+        )
+        .await
     }
 
     /// Ids now in `state` (none for `NotFound`), through the `(state, id)` index.
     pub async fn list(&self, state: TaskState) -> Result<Vec<K>, Error> {
-        self.db.list(state).await
+        traced(listing!("list", state), self.db.list(state)).await
     }
 
     /// How many ids are in `state` (0 for `NotFound`).
     pub async fn count(&self, state: TaskState) -> Result<u64, Error> {
-        self.db.count(state).await
+        traced(listing!("count", state), self.db.count(state)).await
     }
 }
