@@ -111,10 +111,16 @@ impl Cluster {
     /// happened within a few seconds.
     pub fn promote(&self) -> Result<(), ClusterError> {
         let mut last = None;
-        for _ in 0..20 {
-            if self.psql_value("postgres", "SELECT 1").is_err() {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                continue;
+        for _ in 0..40 {
+            match self.psql_value("postgres", "SELECT pg_is_in_recovery()") {
+                // Promoted (by an earlier request that outlived its wait).
+                Ok(answer) if answer.trim() == "f" => return Ok(()),
+                Ok(_) => {}
+                Err(e) => {
+                    last = Some(e);
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    continue;
+                }
             }
             match self.run(
                 "pg_ctl",

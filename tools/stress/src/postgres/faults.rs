@@ -309,10 +309,17 @@ fn fail_over(database: &Database) -> Result<(Duration, Duration), String> {
     let (Some(primary), Some(standby)) = (database.cluster(), database.standby()) else {
         return Err("--failover-every needs the run's own primary and standby".into());
     };
-    let receiver = standby
-        .wal_receiver_pid()
-        .map_err(|e| e.to_string())?
-        .ok_or("the standby's WAL receiver is not running")?;
+    // After a crash of the primary the standby reconnects within a few
+    // seconds (its retry interval); wait for it, bounded.
+    let mut receiver = None;
+    for _ in 0..75 {
+        receiver = standby.wal_receiver_pid().ok().flatten();
+        if receiver.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let receiver = receiver.ok_or("the standby's WAL receiver did not run within 15 s")?;
     signal(receiver, "STOP")?;
     std::thread::sleep(RECEIVER_PAUSE);
     let died = Instant::now();

@@ -95,8 +95,10 @@ fn draw(t: &Timeline<'_>, out: &mut String) -> Result<(), Box<dyn std::error::Er
         .y_desc("per second")
         .light_line_style(RGBColor(0xee, 0xee, 0xee))
         .draw()?;
-    for mark in t.marks {
+    for (i, mark) in t.marks.iter().enumerate() {
         let x = mark.at.as_secs_f64();
+        // Staggered, so that the names of faults close together stay legible.
+        let label_y = top * (0.98 - 0.05 * (i % 4) as f64);
         let style = colour(mark.fault).stroke_width(1);
         chart.draw_series(std::iter::once(PathElement::new(
             vec![(x, 0.0), (x, top)],
@@ -104,7 +106,7 @@ fn draw(t: &Timeline<'_>, out: &mut String) -> Result<(), Box<dyn std::error::Er
         )))?;
         chart.draw_series(std::iter::once(Text::new(
             mark.fault,
-            (x, top * 0.98),
+            (x, label_y),
             ("sans-serif", 11).into_font().color(&colour(mark.fault)),
         )))?;
     }
