@@ -108,10 +108,11 @@ impl Cluster {
     /// A standby whose server is restarting (after one of its processes
     /// died, say) would miss the request, so the request is made once the
     /// standby answers queries, and made again if the promotion has not
-    /// happened within a few seconds.
+    /// happened within a few seconds; all within a minute.
     pub fn promote(&self) -> Result<(), ClusterError> {
         let mut last = None;
-        for _ in 0..40 {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < until {
             match self.psql_value("postgres", "SELECT pg_is_in_recovery()") {
                 // Promoted (by an earlier request that outlived its wait).
                 Ok(answer) if answer.trim() == "f" => return Ok(()),
