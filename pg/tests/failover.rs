@@ -70,7 +70,7 @@ async fn promote_after_a_crash(replication: Replication, paused: i64) -> AfterPr
         ..Config::default()
     };
     let config = Cluster::primary_config(&[&primary, &standby], "postgres");
-    let recorder = PgRecorder::<i64>::new(config.clone(), "payments", settings.clone()).unwrap();
+    let recorder = PgRecorder::<i64>::new(config, "payments", settings).unwrap();
     recorder.install().await.unwrap();
 
     let mut acknowledged = BTreeMap::new();
@@ -97,8 +97,8 @@ async fn promote_after_a_crash(replication: Replication, paused: i64) -> AfterPr
         .follow(&standby, replication)
         .unwrap_or_else(|e| panic!("{e}"));
 
-    // The same configuration finds the promoted node.
-    let recorder = PgRecorder::<i64>::new(config, "payments", settings).unwrap();
+    // The same recorder follows the promotion: its pooled connections to
+    // the dead primary are dropped, and new ones find the promoted node.
     let mut lost = Vec::new();
     for (&id, &fence) in &acknowledged {
         let stored = within(30, "a read after the promotion", recorder.read(&id))
