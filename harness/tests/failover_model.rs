@@ -25,11 +25,21 @@ fn run(design: Design) -> Report<Failover> {
     report
 }
 
-/// The counterexample of `property` in `report`, shown; fails if none.
-fn violated(report: &Report<Failover>, property: &str, design: Design) {
-    match report.counterexample(property) {
-        Some(found) => println!("{}", found.show()),
-        None => panic!("{design:?}: no counterexample of {property:?}"),
+/// Every property of the model.
+const EVERY_PROPERTY: [&str; 3] = [
+    ACKNOWLEDGED_SUCCESS_SURVIVES,
+    ONE_SUCCESS_PER_EPOCH,
+    FENCES_NEVER_REISSUED,
+];
+
+/// The counterexample of each of `properties` in `report`, shown; fails if
+/// one has none.
+fn violated(report: &Report<Failover>, properties: &[&str], design: Design) {
+    for property in properties {
+        match report.counterexample(property) {
+            Some(found) => println!("{}", found.show()),
+            None => panic!("{design:?}: no counterexample of {property:?}"),
+        }
     }
 }
 
@@ -54,14 +64,7 @@ fn asynchronous_replication_loses_a_success_grants_two_and_reissues_a_fence() {
         replication: Replication::Asynchronous,
         ..Design::CHOSEN
     };
-    let report = run(design);
-    for property in [
-        ACKNOWLEDGED_SUCCESS_SURVIVES,
-        ONE_SUCCESS_PER_EPOCH,
-        FENCES_NEVER_REISSUED,
-    ] {
-        violated(&report, property, design);
-    }
+    violated(&run(design), &EVERY_PROPERTY, design);
 }
 
 #[test]
@@ -70,14 +73,7 @@ fn a_cancelled_synchronous_wait_taken_as_an_answer_loses_what_it_acknowledged() 
         cancelled_wait: CancelledWait::Trusted,
         ..Design::CHOSEN
     };
-    let report = run(design);
-    for property in [
-        ACKNOWLEDGED_SUCCESS_SURVIVES,
-        ONE_SUCCESS_PER_EPOCH,
-        FENCES_NEVER_REISSUED,
-    ] {
-        violated(&report, property, design);
-    }
+    violated(&run(design), &EVERY_PROPERTY, design);
 }
 
 #[test]
@@ -87,8 +83,11 @@ fn resolving_a_cancelled_wait_by_reading_the_row_acknowledges_a_success_a_promot
         ..Design::CHOSEN
     };
     let report = run(design);
-    violated(&report, ACKNOWLEDGED_SUCCESS_SURVIVES, design);
-    violated(&report, ONE_SUCCESS_PER_EPOCH, design);
+    violated(
+        &report,
+        &[ACKNOWLEDGED_SUCCESS_SURVIVES, ONE_SUCCESS_PER_EPOCH],
+        design,
+    );
     assert!(
         report.counterexample(FENCES_NEVER_REISSUED).is_none(),
         "a claim in doubt is never used, so its fence is never granted twice"
