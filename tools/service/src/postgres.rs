@@ -131,7 +131,14 @@ impl Postgres {
             .map_err(db_error)?;
         let finish = attempt.finish_in(&tx, Outcome::Ok).await?;
         match finish {
-            Finish::Applied => tx.commit().await.map_err(db_error)?,
+            Finish::Applied => {
+                if let Err(e) = tx.commit().await {
+                    // The COMMIT was sent and its answer lost: only the row
+                    // can say whether the payment and its success committed.
+                    tracing::warn!(error = %e, "the commit's answer was lost; resolving by the row");
+                    return Ok(self.recorder.resolve_commit(&lease, Outcome::Ok).await?);
+                }
+            }
             Finish::Stale => tx.rollback().await.map_err(db_error)?,
         }
         Ok(finish)
