@@ -4,7 +4,8 @@
 //! that makes the standby's copy of the log the truth.
 //!
 //! Each commit appends the row it leaves, computed by
-//! [`spec::fenced_step`]; the row is the log's last entry. A fence is drawn
+//! [`spec::fenced_step`](async_tasks_recorder::spec::fenced_step); the row
+//! is the log's last entry. A fence is drawn
 //! as one more than the greatest fence in the log, so a promotion that
 //! loses a claim's commit also loses its fence, which is then drawn again
 //! (the sequence is WAL-logged, and what the standby never received it
