@@ -87,8 +87,8 @@ impl Limits {
         let idle = config.get_keepalives_idle().min(self.statement);
         config
             .keepalives(true)
-            .keepalives_idle(idle)
-            .keepalives_interval(at_least_a_millisecond(self.statement / 4))
+            .keepalives_idle(whole_seconds(idle))
+            .keepalives_interval(whole_seconds(self.statement / 4))
             .keepalives_retries(3)
             .tcp_user_timeout(self.statement);
         if config
@@ -98,6 +98,16 @@ impl Limits {
             config.connect_timeout(self.connection);
         }
     }
+}
+
+/// A keepalive period for the socket: whole seconds, rounded up, at least
+/// one. The kernel takes `TCP_KEEPIDLE` and `TCP_KEEPINTVL` in seconds and
+/// refuses 0 with `EINVAL`, which the socket layer would send for a period
+/// under a second (it truncates), so that every TCP connection of a
+/// recorder whose statement bound is under 4 s failed to open.
+fn whole_seconds(d: Duration) -> Duration {
+    let rounded_up = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    Duration::from_secs(rounded_up.max(1))
 }
 
 /// `d` in whole milliseconds for a PostgreSQL setting, at least 1 and at
@@ -119,6 +129,36 @@ mod tests {
         let short = Limits::of(Bounds::default(), Duration::from_millis(300));
         assert_eq!(short.statement, Duration::from_secs(1));
         assert!(short.reply() > short.statement);
+    }
+
+    #[test]
+    fn keepalive_periods_are_whole_seconds_the_kernel_accepts() {
+        for statement in [1, 999, 1000, 1001, 3999, 10_000] {
+            let limits = Limits::of(
+                Bounds {
+                    statement: Some(Duration::from_millis(statement)),
+                    ..Bounds::default()
+                },
+                Duration::from_secs(30),
+            );
+            let mut config = tokio_postgres::Config::new();
+            limits.apply(&mut config);
+            let idle = config.get_keepalives_idle();
+            let interval = config.get_keepalives_interval().expect("interval set");
+            for period in [idle, interval] {
+                assert!(period >= Duration::from_secs(1), "{period:?} under 1 s");
+                assert_eq!(period.subsec_nanos(), 0, "{period:?} not whole seconds");
+            }
+            assert!(idle >= limits.statement.min(Duration::from_secs(7200)));
+        }
+        assert_eq!(
+            whole_seconds(Duration::from_millis(2500)),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            whole_seconds(Duration::from_secs(10)),
+            Duration::from_secs(10)
+        );
     }
 
     #[test]

@@ -84,6 +84,11 @@ pub struct Injected {
     /// Rounds of `pg_terminate_backend`.
     pub terminations: u64,
     pub connections_terminated: u64,
+    /// Rounds not run because no server accepted the coordinator's
+    /// connection: a database the run does not manage (`--database-url`)
+    /// whose failover manager is between primaries. The next round is due
+    /// one period later.
+    pub terminations_skipped: u64,
 }
 
 /// What the fault injector did.
@@ -188,7 +193,12 @@ impl Injector {
                     self.done.marks.push((Instant::now(), "termination"));
                     self.done.injected.connections_terminated += n;
                 }
-                Err(e) => self.done.errors.push(format!("pg_terminate_backend: {e}")),
+                Err(Terminate::NoConnection(_)) if targets.database.cluster().is_none() => {
+                    self.done.injected.terminations_skipped += 1;
+                }
+                Err(Terminate::NoConnection(e) | Terminate::Failed(e)) => {
+                    self.done.errors.push(format!("pg_terminate_backend: {e}"))
+                }
             }
         }
         if self.failover.due(now) && remaining > 5.0 {
@@ -336,9 +346,17 @@ fn fail_over(database: &Database) -> Result<(Duration, Duration), String> {
     Ok((promote, died.elapsed()))
 }
 
+/// Why a round of `pg_terminate_backend` did not run.
+enum Terminate {
+    /// No server accepted the connection (none accepts writes, say).
+    NoConnection(String),
+    /// The statement failed.
+    Failed(String),
+}
+
 /// Ends every worker connection; returns how many were ended.
-async fn terminate_worker_connections(admin: &tokio_postgres::Config) -> Result<u64, String> {
-    let client = connect(admin).await?;
+async fn terminate_worker_connections(admin: &tokio_postgres::Config) -> Result<u64, Terminate> {
+    let client = connect(admin).await.map_err(Terminate::NoConnection)?;
     let row = client
         .query_one(
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
@@ -346,6 +364,6 @@ async fn terminate_worker_connections(admin: &tokio_postgres::Config) -> Result<
             &[&WORKER_APP],
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Terminate::Failed(e.to_string()))?;
     Ok(row.get::<_, i64>(0) as u64)
 }
