@@ -75,6 +75,11 @@ async fn promote_after_a_crash(replication: Replication, paused: i64) -> AfterPr
 
     let mut acknowledged = BTreeMap::new();
     assert_eq!(pay(&recorder, 0..20, &mut acknowledged).await, 0);
+    // Everything so far is on the standby (an asynchronous one may lag,
+    // or have just connected): only what follows can be lost.
+    standby
+        .catch_up_with(&primary, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
     let receiver = standby
         .wal_receiver_pid()
         .unwrap()

@@ -165,6 +165,30 @@ impl Cluster {
         )
     }
 
+    /// Waits, up to `within`, until this standby has replayed everything
+    /// `primary` had written when the call began.
+    pub fn catch_up_with(
+        &self,
+        primary: &Cluster,
+        within: std::time::Duration,
+    ) -> Result<(), ClusterError> {
+        let target = primary.psql_value("postgres", "SELECT pg_current_wal_lsn()")?;
+        let target = target.trim();
+        let check =
+            format!("SELECT coalesce(pg_last_wal_replay_lsn() >= '{target}'::pg_lsn, false)");
+        let until = std::time::Instant::now() + within;
+        while std::time::Instant::now() < until {
+            if self.psql_value("postgres", &check)?.trim() == "t" {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Err(ClusterError::Command(
+            format!("catch up with {target}"),
+            format!("the standby had not replayed it within {within:?}"),
+        ))
+    }
+
     /// The pid of this standby's WAL receiver, if it runs.
     pub fn wal_receiver_pid(&self) -> Result<Option<u32>, ClusterError> {
         let out = self.psql_value("postgres", "SELECT pid FROM pg_stat_wal_receiver")?;
