@@ -141,7 +141,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
         r.install().await.unwrap();
     });
-    let claim = pgbench_sql(&sql.claim, &[":id", "30000000", "0", "now()"]);
+    let claim = pgbench_sql(&sql.claim_new, &[":id", "30000000"]);
     let success = state_code(Phase::Success).to_string();
     let finish = pgbench_sql(&sql.finish, &[":id", ":fence", &success]);
     // `\gset` stores the claim's returned columns as `:fence` and `:epoch`.

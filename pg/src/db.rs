@@ -57,7 +57,7 @@ pub struct Stored {
 
 impl Stored {
     /// What the read reports for an id without a row.
-    const ABSENT: Stored = Stored {
+    pub(crate) const ABSENT: Stored = Stored {
         phase: Phase::NotFound,
         epoch: 0,
         fence: 0,
@@ -356,6 +356,11 @@ impl Db {
 
     /// The stored record of `id`.
     pub(crate) async fn read(&self, id: Param<'_>) -> Result<Stored, Error> {
+        Ok(self.read_row(id).await?.unwrap_or(Stored::ABSENT))
+    }
+
+    /// The stored record of `id`, `None` if it has no row.
+    pub(crate) async fn read_row(&self, id: Param<'_>) -> Result<Option<Stored>, Error> {
         let rows = self
             .run_idempotent(
                 &self.sql.read,
@@ -363,20 +368,37 @@ impl Db {
                 &[id, &self.switches.shift()],
             )
             .await?;
-        rows.first().map_or(Ok(Stored::ABSENT), Stored::from_row)
+        rows.first().map(Stored::from_row).transpose()
+    }
+
+    /// Whether a grant's first write goes out whatever its read found (a
+    /// known-bad claim).
+    pub(crate) fn claim_ignores_read(&self) -> bool {
+        #[cfg(feature = "test-hooks")]
+        return self.sql.claim_ignores_read;
+        #[cfg(not(feature = "test-hooks"))]
+        false
     }
 
     /// The guarded statement that grants `holding` of `id` (the claim, or
-    /// the revoke begin): `(epoch, fence)` of the new attempt if its guard
-    /// admitted the row, `None` if not. Sent once: a grant that failed in
-    /// transit is not resent.
+    /// the revoke begin), for a row the read found (`absent`: none):
+    /// `(epoch, fence)` of the new attempt if its guard admitted the row,
+    /// `None` if not. Sent once: a grant that failed in transit is not
+    /// resent.
     pub(crate) async fn grant(
         &self,
         id: Param<'_>,
         holding: Holding,
+        absent: bool,
     ) -> Result<Option<(Epoch, Fence)>, Error> {
         let shift = self.switches.shift();
         let rows = match holding {
+            // No row to guard: the insert takes the id only while it has none.
+            Holding::Work if absent => {
+                let types = [self.key_type.clone(), Type::INT8];
+                let params: [Param; 2] = [id, &self.lease_micros];
+                self.run(&self.sql.claim_new, &types, &params).await?
+            }
             Holding::Work => {
                 #[cfg(feature = "test-hooks")]
                 if self.sql.claim_reads_client_clock {

@@ -3,18 +3,25 @@
 //! paused cannot complete over the attempt that replaced it.
 //!
 //! # Model
-//! Each id is one row. Every operation is **one autocommit statement under
+//! Each id is one row. Every write is **one autocommit statement under
 //! READ COMMITTED with every guard inside it** (`src/sql.rs`): the row lock
 //! that statement takes is its linearization point, and READ COMMITTED
-//! re-evaluates the `WHERE` on the locked, latest row version
+//! re-evaluates the `WHERE` on the locked, latest row version; a read, and
+//! so a refusal, takes effect at its statement snapshot
 //! (proofs/P10-pg-linearizable.md). The transitions are those of
 //! [`spec::fenced_step`](async_tasks_recorder::spec::fenced_step), the same
 //! [`spec::step`](async_tasks_recorder::spec::step) the in-memory recorder runs:
 //!
-//! - **claim** (launch): `INSERT … ON CONFLICT (id) DO UPDATE … WHERE` the row
-//!   is `NotFound`, `Failed`, or `Working` with its lease run out by the
-//!   database clock; it draws a new **fence** from a global sequence and
-//!   leases the row until `clock_timestamp() + lease`.
+//! - **claim** (launch): first a read of the row, which alone answers a
+//!   refusal (no row lock, no WAL: the common case, a retry of a running
+//!   task, costs a read). Only an id the read finds launchable is sent the
+//!   guarded write: an `INSERT … ON CONFLICT (id) DO NOTHING` for an absent
+//!   row, or an `UPDATE … WHERE` the row is `NotFound`, `Failed`, or
+//!   `Working` with its lease run out by the database clock. The write
+//!   draws a new **fence** from a global sequence and leases the row until
+//!   `clock_timestamp() + lease`; if it matches nothing, the row moved on
+//!   after the read, which is read again. A revoke begin is granted the same
+//!   way.
 //! - **renew** and **finish**: `UPDATE … WHERE id = $1 AND state = working
 //!   AND fence = $2`. A finish that matches no row is [`Finish::Stale`]:
 //!   the caller was a zombie, nothing changed (proofs/P11-pg-fencing.md).

@@ -116,9 +116,11 @@ impl<K: Key> PgRecorder<K> {
     /// Claims `id`: the id becomes `Working` under a new fence, or the
     /// claim is refused with `Working` or `Success`.
     ///
-    /// A refusal is decided by a fresh read after the guarded claim matched
-    /// nothing; if that read shows a launchable row (the holder finished or
-    /// its lease ran out in between), the claim is retried.
+    /// A refusal is one read of the row: no row lock, no WAL, no wait
+    /// behind a writer of the row. Only an id that read finds launchable
+    /// (absent, `NotFound`, `Failed`, or `Working` with a lapsed lease) is
+    /// sent the guarded claim; if that matches nothing (the row moved on
+    /// after the read), the row is read again.
     pub async fn claim(&self, id: K) -> Result<Result<Attempt<K>, LaunchRefusal>, Error> {
         grant(&self.db, id).await
     }

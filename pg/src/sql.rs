@@ -36,7 +36,13 @@ use async_tasks_recorder::spec::Phase;
 pub struct Statements {
     /// DDL run by `install`.
     pub schema: String,
-    /// NotFound/Failed/lapsed Working -> Working with a new fence.
+    /// The claim of an id the read found absent: inserts its row as
+    /// Working with a new fence, or does nothing if a row appeared since.
+    /// Params: id, lease µs. Returns the row's `(fence, epoch)` if granted.
+    pub claim_new: String,
+    /// The claim of an existing row the read found launchable:
+    /// NotFound/Failed/lapsed Working -> Working with a new fence, the
+    /// whole guard in its `WHERE`.
     /// Params: id, lease µs, shift µs (and the client's clock, as a fourth,
     /// for the known-bad claim that reads it).
     /// Returns the row's `(fence, epoch)` if granted.
@@ -75,6 +81,10 @@ pub struct Statements {
     /// The claim reads the client's clock as `$4` (a known-bad claim).
     #[cfg(feature = "test-hooks")]
     pub(crate) claim_reads_client_clock: bool,
+    /// The first claim of a grant is sent whatever the read found: a
+    /// known-bad claim whose read no longer refuses either.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) claim_ignores_read: bool,
 }
 
 /// The stored code of each phase, named for formatting into statements.
@@ -132,20 +142,18 @@ fn claim_guard(lapsed: &str) -> String {
         working,
         ..
     } = CODES;
-    format!("WHERE t.state IN ({not_found}, {failed}) OR (t.state = {working} AND {lapsed})")
+    format!("AND (t.state IN ({not_found}, {failed}) OR (t.state = {working} AND {lapsed}))")
 }
 
-/// The claim of table `t`: inserts an absent row, or takes over an existing
-/// one if `guard` (a `WHERE` clause, or nothing) admits it.
+/// The claim of an existing row of table `t`, taken over only if `guard`
+/// (an `AND` clause, or nothing) admits the row version it locks.
 fn claim(t: &str, guard: &str) -> String {
     let working = CODES.working;
     let lease = micros(2);
     format!(
-        "INSERT INTO {t} AS t (id, state, epoch, fence, lease_until)
-                 VALUES ($1, {working}, 0, nextval('{t}_fence'), clock_timestamp() + {lease})
-                 ON CONFLICT (id) DO UPDATE
-                   SET state = {working}, fence = nextval('{t}_fence'), lease_until = clock_timestamp() + {lease}
-                   {guard}
+        "UPDATE {t} AS t
+                 SET state = {working}, fence = nextval('{t}_fence'), lease_until = clock_timestamp() + {lease}
+                 WHERE t.id = $1 {guard}
                  RETURNING t.fence, t.epoch"
     )
 }
@@ -200,6 +208,13 @@ impl Statements {
                  CREATE INDEX IF NOT EXISTS {t}_by_state ON {t} (state, id);
                  CREATE INDEX IF NOT EXISTS {t}_leased ON {t} (lease_until) WHERE state IN ({working}, {revoking});"
             ),
+            claim_new: format!(
+                "INSERT INTO {t} (id, state, epoch, fence, lease_until)
+                 VALUES ($1, {working}, 0, nextval('{t}_fence'), clock_timestamp() + {lease})
+                 ON CONFLICT (id) DO NOTHING
+                 RETURNING fence, epoch",
+                lease = micros(2),
+            ),
             claim: claim(t, &claim_guard(&claim_lapsed_by(&now(3)))),
             finish: finish(t, &finish_state_guard(), FENCE_IS_CURRENT),
             renew: format!(
@@ -251,6 +266,8 @@ impl Statements {
             table: t.to_owned(),
             #[cfg(feature = "test-hooks")]
             claim_reads_client_clock: false,
+            #[cfg(feature = "test-hooks")]
+            claim_ignores_read: false,
         }
     }
 }
