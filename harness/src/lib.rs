@@ -14,6 +14,8 @@
 //!   id, its model against `spec::step` ([`operation::StepSpec`]), and the
 //!   run's log.
 //! - [`bounded`]: waits that fail within seconds, naming the id, not hang.
+//! - [`paging`]: the paged listing's check, pages against a model while ids
+//!   come and go between them.
 //! - [`sequential`]: the model test, step by step against the spec.
 //! - [`concurrent`]: random launch-fail-retry schedules and the six
 //!   properties every run must keep.
@@ -32,6 +34,7 @@ pub mod concurrent;
 pub mod history;
 pub mod linearizability;
 pub mod operation;
+pub mod paging;
 pub mod protocol;
 #[cfg(feature = "checkers")]
 pub mod sequential;

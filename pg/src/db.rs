@@ -18,6 +18,17 @@ use std::time::Duration;
 use tokio_postgres::types::{FromSqlOwned, ToSql, Type};
 use tokio_postgres::{NoTls, Row, Transaction};
 
+/// The stored codes of the phases that read as `state`: one, and a second
+/// for `Success` (`Revoking` reads as it); `None` for `NotFound`, which
+/// lists and counts no row (a `NotFound` row is a revoked one).
+fn stored_codes(state: TaskState) -> Option<(i16, Option<i16>)> {
+    if state == TaskState::NotFound {
+        return None;
+    }
+    let mut codes = phases_read_as(state).map(state_code);
+    Some((codes.next()?, codes.next()))
+}
+
 /// A type usable as a task id: a column type and its Rust mapping.
 pub trait Key: ToSql + FromSqlOwned + Clone + Send + Sync + std::fmt::Debug + 'static {
     /// The SQL type of the id column.
@@ -545,17 +556,48 @@ impl Db {
         rows.iter().map(|row| column(row, 0, "id")).collect()
     }
 
-    /// How many ids are in `state` (0 for `NotFound`).
-    pub(crate) async fn count(&self, state: TaskState) -> Result<u64, Error> {
-        let rows = self.run_idempotent(&self.sql.count, &[], &[]).await?;
-        let mut total = 0;
-        for row in &rows {
-            let phase = phase_of(column(row, 0, "state")?);
-            let n: i64 = column(row, 1, "count")?;
-            if phase != Phase::NotFound && phase.state() == state {
-                total += n as u64;
+    /// Up to `limit` ids whose stored phase reads as `state`, in id order,
+    /// each greater than `after` if given (none for `NotFound`).
+    pub(crate) async fn list_page<K: FromSqlOwned>(
+        &self,
+        state: TaskState,
+        after: Option<Param<'_>>,
+        limit: i64,
+    ) -> Result<Vec<K>, Error> {
+        let Some((first, second)) = stored_codes(state) else {
+            return Ok(Vec::new());
+        };
+        let codes: [Param; 3] = [&first, &second, &limit];
+        let rows = match after {
+            None => {
+                let types = [Type::INT2, Type::INT2, Type::INT8];
+                self.run_idempotent(&self.sql.page_first, &types, &codes)
+                    .await?
             }
-        }
-        Ok(total)
+            Some(after) => {
+                let types = [Type::INT2, Type::INT2, Type::INT8, self.key_type.clone()];
+                let [first, second, limit] = codes;
+                let params: [Param; 4] = [first, second, limit, after];
+                self.run_idempotent(&self.sql.page_after, &types, &params)
+                    .await?
+            }
+        };
+        rows.iter().map(|row| column(row, 0, "id")).collect()
+    }
+
+    /// How many ids are in `state` (0 for `NotFound`), counted from the
+    /// `(state, id)` index.
+    pub(crate) async fn count(&self, state: TaskState) -> Result<u64, Error> {
+        let Some((first, second)) = stored_codes(state) else {
+            return Ok(0);
+        };
+        let rows = self
+            .run_idempotent(&self.sql.count, &[Type::INT2, Type::INT2], &[&first, &second])
+            .await?;
+        let count: Option<i64> = match rows.first() {
+            Some(row) => column(row, 0, "count")?,
+            None => None,
+        };
+        Ok(count.unwrap_or(0) as u64)
     }
 }

@@ -115,6 +115,8 @@ pub use recorder::{Config, PgRecorder};
 pub use refusal::{LaunchRefusal, Refused, RevokeRefusal};
 pub use sweeper::Sweeper;
 
+pub use async_tasks_recorder::{Page, PagedListing};
+
 pub use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase, TaskState};
 
 #[doc(hidden)]

@@ -10,6 +10,7 @@ use crate::grant::grant;
 use crate::refusal::{LaunchRefusal, Refused, RevokeRefusal};
 use crate::sql::{self, Statements};
 use async_tasks_recorder::spec::{Outcome, TaskState};
+use async_tasks_recorder::{Page, PagedListing};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -222,8 +223,48 @@ impl<K: Key> PgRecorder<K> {
         self.db.list(state).await
     }
 
-    /// How many ids are in `state` (0 for `NotFound`).
+    /// One page of the ids now in `state`: up to `limit` (0 is taken as 1)
+    /// in id order, each greater than `after` if given, read through the
+    /// `(state, id)` index in one statement (a keyset page: its cost is the
+    /// page's, not the ids before it). Pass the page's
+    /// [`next`](Page::next) as the next `after`; a walk returns every id
+    /// that stays in `state` throughout exactly once ([`PagedListing`]).
+    pub async fn list_page(
+        &self,
+        state: TaskState,
+        after: Option<&K>,
+        limit: usize,
+    ) -> Result<Page<K>, Error> {
+        let limit = limit.max(1);
+        let after = after.map(|after| after as &(dyn tokio_postgres::types::ToSql + Sync));
+        let length = i64::try_from(limit).unwrap_or(i64::MAX);
+        let ids = self.db.list_page(state, after, length).await?;
+        Ok(Page::of(ids, limit))
+    }
+
+    /// How many ids are in `state` (0 for `NotFound`): a count of the
+    /// `(state, id)` index's entries for the state's stored codes, which
+    /// the server can take from the index alone.
     pub async fn count(&self, state: TaskState) -> Result<u64, Error> {
         self.db.count(state).await
+    }
+}
+
+/// The recorder's pages and counts, behind the trait the in-memory recorder
+/// implements too.
+impl<K: Key> PagedListing<K> for PgRecorder<K> {
+    type Error = Error;
+
+    async fn list_page(
+        &self,
+        state: TaskState,
+        after: Option<&K>,
+        limit: usize,
+    ) -> Result<Page<K>, Error> {
+        PgRecorder::list_page(self, state, after, limit).await
+    }
+
+    async fn count(&self, state: TaskState) -> Result<u64, Error> {
+        PgRecorder::count(self, state).await
     }
 }

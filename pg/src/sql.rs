@@ -74,7 +74,14 @@ pub struct Statements {
     pub sweep: String,
     /// Ids in a state. Params: two state codes.
     pub list: String,
-    /// Row counts per state: `(state, count)`.
+    /// The first page of ids in one or two stored states, ordered by id.
+    /// Params: a state code, a second one or NULL, the page's length.
+    pub page_first: String,
+    /// A later page: the ids after a given one. Params: as `page_first`,
+    /// then the id the previous page ended with.
+    pub page_after: String,
+    /// Rows in one or two stored states, each counted from the `(state,
+    /// id)` index alone. Params: a state code, a second one or NULL.
     pub count: String,
     /// The table, to format a statement again as known-bad.
     table: String,
@@ -171,6 +178,18 @@ fn finish(t: &str, state_guard: &str, fence_guard: &str) -> String {
     )
 }
 
+/// A page of the ids of table `t` in stored state `$1` or `$2`, through
+/// the `(state, id)` index: each state's ids in order, from `after` (a
+/// condition on `id`, or nothing) on, merged.
+fn page(t: &str, after: &str) -> String {
+    format!(
+        "(SELECT id FROM {t} WHERE state = $1 {after} ORDER BY id LIMIT $3)
+                 UNION ALL
+                 (SELECT id FROM {t} WHERE state = $2 {after} ORDER BY id LIMIT $3)
+                 ORDER BY id LIMIT $3"
+    )
+}
+
 /// The read of table `t`, reporting `state` as its first column.
 fn read(t: &str, state: &str) -> String {
     format!(
@@ -262,7 +281,12 @@ impl Statements {
                 now1 = now(1),
             ),
             list: format!("SELECT id FROM {t} WHERE state IN ($1, $2) ORDER BY id"),
-            count: format!("SELECT state, count(*) FROM {t} GROUP BY state"),
+            page_first: page(t, ""),
+            page_after: page(t, "AND id > $4"),
+            count: format!(
+                "SELECT (SELECT count(*) FROM {t} WHERE state = $1)
+                      + (SELECT count(*) FROM {t} WHERE state = $2)"
+            ),
             table: t.to_owned(),
             #[cfg(feature = "test-hooks")]
             claim_reads_client_clock: false,

@@ -29,7 +29,8 @@ use async_tasks_recorder_harness::protocol::{Id, Protocol};
 use async_tasks_recorder_harness::sequential::{self, Kind};
 use async_tasks_recorder_harness::subject::Via;
 use async_tasks_recorder_harness::support::cases;
-use async_tasks_recorder_pg::{Attempt, Config, KnownBad, PgRecorder, Statements};
+use async_tasks_recorder::{Page, PagedListing};
+use async_tasks_recorder_pg::{Attempt, Config, Error, KnownBad, PgRecorder, Statements};
 use proptest::test_runner::{Config as Cases, TestRunner};
 use std::future::Future;
 use std::sync::OnceLock;
@@ -190,6 +191,36 @@ impl<const GUARDED: bool> Protocol for Pg<GUARDED> {
     }
 }
 
+/// The recorder's pages and counts, on the ids the harness uses.
+impl<const GUARDED: bool> PagedListing<Id> for Pg<GUARDED> {
+    type Error = Error;
+
+    async fn list_page(
+        &self,
+        state: TaskState,
+        after: Option<&Id>,
+        limit: usize,
+    ) -> Result<Page<Id>, Error> {
+        let recorder = self.0.clone();
+        let after = after.map(|&id| i64::from(id));
+        let page = blocking(format!("a page of {state:?} after {after:?}"), async move {
+            recorder.list_page(state, after.as_ref(), limit).await
+        })?;
+        let id = |id: i64| Id::try_from(id).expect("the harness's ids fit in u32");
+        Ok(Page {
+            ids: page.ids.into_iter().map(id).collect(),
+            next: page.next.map(id),
+        })
+    }
+
+    async fn count(&self, state: TaskState) -> Result<u64, Error> {
+        let recorder = self.0.clone();
+        blocking(format!("count {state:?}"), async move {
+            recorder.count(state).await
+        })
+    }
+}
+
 #[test]
 fn postgres_agrees_with_the_spec_after_every_step() {
     sequential::check::<Via<Pg>>(cases(24));
@@ -225,6 +256,19 @@ fn postgres_keeps_every_property_in_wait_storms() {
             })
         })
         .unwrap();
+}
+
+/// The shared paging check (the in-memory recorder passes it too):
+/// keyset pages of 3 through the `(state, id)` index while ids enter and
+/// leave `Failed` between pages, each page exactly the one the rows then
+/// give, every id failed throughout returned once, and a `Revoking` row
+/// listed as `Success`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_pages_every_id_once_as_ids_come_and_go() {
+    let recorder = Pg::<true>::default();
+    async_tasks_recorder_harness::paging::check(&recorder)
+        .await
+        .unwrap_or_else(|why| panic!("{why}"));
 }
 
 #[test]

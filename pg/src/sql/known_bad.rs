@@ -99,7 +99,7 @@ mod tests {
     use super::*;
 
     /// The statements by name, to compare one defect's set with the good one.
-    fn by_name(sql: &Statements) -> [(&'static str, &str); 13] {
+    fn by_name(sql: &Statements) -> [(&'static str, &str); 15] {
         [
             ("schema", &sql.schema),
             ("claim_new", &sql.claim_new),
@@ -113,6 +113,8 @@ mod tests {
             ("abandon", &sql.abandon),
             ("sweep", &sql.sweep),
             ("list", &sql.list),
+            ("page_first", &sql.page_first),
+            ("page_after", &sql.page_after),
             ("count", &sql.count),
         ]
     }
