@@ -14,6 +14,7 @@ use crate::sql::{Statements, phase_of, phases_read_as, state_code};
 use crate::switches::Switches;
 use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase, TaskState};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_postgres::types::{FromSqlOwned, ToSql, Type};
 use tokio_postgres::{NoTls, Row, Transaction};
@@ -143,6 +144,11 @@ impl Holding {
 /// A statement parameter.
 type Param<'a> = &'a (dyn ToSql + Sync);
 
+/// `params` with their `types`, for an unnamed statement.
+fn typed<'a>(types: &[Type], params: &[Param<'a>]) -> Vec<(Param<'a>, Type)> {
+    params.iter().copied().zip(types.iter().cloned()).collect()
+}
+
 /// A lease or interval in microseconds, refusing zero and overflow.
 fn positive_micros(d: Duration) -> Result<i64, Error> {
     i64::try_from(d.as_micros())
@@ -164,6 +170,12 @@ pub(crate) struct Db {
     sql: Statements,
     key_type: Type,
     lease_micros: i64,
+    /// Statements go out unnamed and nothing is set at start-up: the
+    /// connections lead to a pooler in transaction mode.
+    pooler: bool,
+    /// Behind a pooler: the server's defaults were found to be those the
+    /// proofs assume.
+    settled_defaults: AtomicBool,
     /// The test switches, read by the statements and the renewal loop.
     pub(crate) switches: Switches,
 }
@@ -197,6 +209,37 @@ pub(crate) struct Connections {
     pub(crate) limits: Limits,
     pub(crate) pool_size: usize,
     pub(crate) renewal_pool_size: usize,
+    pub(crate) pooler: bool,
+}
+
+/// Behind a pooler, what [`SESSION_SETTINGS`] would have set, read from the
+/// server: the role's (or database's, or server's) defaults, which every
+/// session the pooler opens starts with.
+const DEFAULTS: &str =
+    "SELECT current_user::text, current_setting('default_transaction_isolation'),
+        current_setting('synchronous_commit')";
+
+/// Why the server's defaults, read by [`DEFAULTS`], are not those the
+/// proofs assume, with the line that sets each; `None` if they are.
+fn defaults_refused(row: &Row) -> Result<Option<String>, Error> {
+    let user: String = column(row, 0, "current_user")?;
+    let isolation: String = column(row, 1, "default_transaction_isolation")?;
+    let commit: String = column(row, 2, "synchronous_commit")?;
+    let mut wrong = Vec::new();
+    if isolation != "read committed" {
+        wrong.push(format!(
+            "default_transaction_isolation is {isolation:?}, not read committed \
+             (ALTER ROLE {user} SET default_transaction_isolation = 'read committed')"
+        ));
+    }
+    // `remote_apply` waits for the local flush too, and for more.
+    if !matches!(commit.as_str(), "on" | "remote_apply") {
+        wrong.push(format!(
+            "synchronous_commit is {commit:?}, not on \
+             (ALTER ROLE {user} SET synchronous_commit = on)"
+        ));
+    }
+    Ok((!wrong.is_empty()).then(|| wrong.join("; ")))
 }
 
 /// A pool of up to `size` connections of `config`.
@@ -224,8 +267,14 @@ impl Db {
         connections: Connections,
     ) -> Result<Db, Error> {
         let lease_micros = positive_micros(connections.lease)?;
-        with_setting(&mut config, SESSION_SETTINGS);
-        connections.limits.apply(&mut config);
+        if connections.pooler {
+            // A pooler refuses start-up options or drops them (PgBouncer
+            // #908): the defaults are checked by the first call instead.
+            connections.limits.apply_to_socket(&mut config);
+        } else {
+            with_setting(&mut config, SESSION_SETTINGS);
+            connections.limits.apply(&mut config);
+        }
         Ok(Db {
             pool: pool(config.clone(), connections.pool_size)?,
             renewals: pool(config, connections.renewal_pool_size)?,
@@ -233,6 +282,8 @@ impl Db {
             sql,
             key_type,
             lease_micros,
+            pooler: connections.pooler,
+            settled_defaults: AtomicBool::new(false),
             switches: Switches::default(),
         })
     }
@@ -329,11 +380,17 @@ impl Db {
             }
         };
         let reply = async {
+            if self.pooler {
+                self.check_defaults(&client).await?;
+            }
+            if self.pooler && !self.switches.named_statements() {
+                return Ok(client.query_typed(sql, &typed(types, params)).await?);
+            }
             let statement = client.prepare_typed_cached(sql, types).await?;
-            client.query(&statement, params).await
+            Ok(client.query(&statement, params).await?)
         };
         match tokio::time::timeout(limits.reply(), reply).await {
-            Ok(rows) => Ok(rows?),
+            Ok(rows) => rows,
             Err(_) => {
                 drop(deadpool_postgres::Object::take(client));
                 Err(Error::Timeout {
@@ -342,6 +399,25 @@ impl Db {
                 })
             }
         }
+    }
+
+    /// Behind a pooler, before the first statement: the server's defaults
+    /// must be what [`SESSION_SETTINGS`] sets on a direct connection, since
+    /// nothing can be set at start-up. Once they were, they are not read
+    /// again.
+    async fn check_defaults(&self, client: &tokio_postgres::Client) -> Result<(), Error> {
+        if self.settled_defaults.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let defaults = client.query_typed(DEFAULTS, &[]).await?;
+        let row = defaults
+            .first()
+            .ok_or_else(|| Error::Settings("the server answered no row of settings".into()))?;
+        if let Some(why) = defaults_refused(row)? {
+            return Err(Error::Settings(why));
+        }
+        self.settled_defaults.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// [`run`](Self::run) for a statement that may safely run twice (a
@@ -479,6 +555,9 @@ impl Db {
         let rows = match tx {
             Some(tx) => {
                 let reply = async {
+                    if self.pooler && !self.switches.named_statements() {
+                        return tx.query_typed(sql, &typed(&types, &params)).await;
+                    }
                     let statement = tx.prepare_typed(sql, &types).await?;
                     tx.query(&statement, &params).await
                 };
@@ -592,7 +671,11 @@ impl Db {
             return Ok(0);
         };
         let rows = self
-            .run_idempotent(&self.sql.count, &[Type::INT2, Type::INT2], &[&first, &second])
+            .run_idempotent(
+                &self.sql.count,
+                &[Type::INT2, Type::INT2],
+                &[&first, &second],
+            )
             .await?;
         let count: Option<i64> = match rows.first() {
             Some(row) => column(row, 0, "count")?,

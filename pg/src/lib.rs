@@ -69,6 +69,30 @@
 //! lock for an unrelated caller. deadpool-postgres adds a small pool with a
 //! per-connection prepared-statement cache.
 //!
+//! # Behind PgBouncer
+//! A pooler in transaction mode hands each transaction whichever server
+//! session is free, so a named prepared statement, a start-up option and
+//! any session setting are lost between two statements, and two clients'
+//! statements of the same name collide in one session. Set
+//! [`Config::pooler`]: statements go out unnamed, nothing is set at
+//! start-up, and the first call checks the server's defaults instead:
+//!
+//! ```text
+//! ALTER ROLE app SET default_transaction_isolation = 'read committed';  -- checked
+//! ALTER ROLE app SET synchronous_commit = on;                           -- checked
+//! ALTER ROLE app SET statement_timeout = '10s';   -- the statement bound
+//! ALTER ROLE app SET lock_timeout = '5s';         -- the lock bound
+//! ALTER ROLE app SET idle_in_transaction_session_timeout = '30s';  -- for finish_in
+//! ```
+//!
+//! The last three are the server's halves of [`Bounds`] and
+//! [`end_idle_transactions`]; without them the client's reply bound still
+//! ends every call, but a claim stuck behind a row lock then ends in doubt
+//! rather than refused. No other client of the same pool may change a
+//! session setting with a plain `SET` (only `SET LOCAL`): in transaction
+//! mode it would outlive its transaction in the server session the
+//! recorder gets next.
+//!
 //! # Limits
 //! - One primary, `synchronous_commit = on` (the default; [`cluster`] sets
 //!   it). A fence is only as monotone as the commit log: with

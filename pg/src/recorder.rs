@@ -31,6 +31,19 @@ pub struct Config {
     /// How long any one statement, lock wait and pool wait may take.
     /// Default: derived from the lease (see [`Bounds`]).
     pub bounds: Bounds,
+    /// The connections lead to a pooler in transaction mode (PgBouncer
+    /// with `pool_mode = transaction`), which hands each transaction
+    /// whichever server session is free. Then every statement is sent
+    /// unnamed (a named prepared statement lives in one server session,
+    /// and names from two clients collide there), nothing is set through
+    /// the start-up `options` (a pooler refuses or drops them), and the
+    /// first call checks that the server's defaults are READ COMMITTED and
+    /// `synchronous_commit = on`, refusing with [`Error::Settings`]
+    /// otherwise. The server's bounds are then the role's
+    /// `statement_timeout` and `lock_timeout`; the client still bounds
+    /// every reply. An unnamed statement is planned at each call, so this
+    /// is off by default. Default `false`.
+    pub pooler: bool,
 }
 
 impl Default for Config {
@@ -41,6 +54,7 @@ impl Default for Config {
             pool_size: 16,
             renewal_pool_size: 2,
             bounds: Bounds::default(),
+            pooler: false,
         }
     }
 }
@@ -87,6 +101,7 @@ impl<K: Key> PgRecorder<K> {
             limits: Limits::of(settings.bounds, settings.lease),
             pool_size: settings.pool_size,
             renewal_pool_size: settings.renewal_pool_size,
+            pooler: settings.pooler,
         };
         let db = Db::open(config, sql, K::pg_type(), connections)?;
         Ok(PgRecorder {
