@@ -432,10 +432,18 @@ impl Db {
         types: &[Type],
         params: &[Param<'_>],
     ) -> Result<Vec<Row>, Error> {
-        let mut tries = self.pool.status().max_size + 1;
+        // The pool's size is read only once a connection broke: a read is
+        // the refusal's whole cost, and the status takes the pool's lock.
+        let mut tries = None;
         loop {
             match self.run(sql, types, params).await {
-                Err(e) if e.broke_connection() && tries > 1 => tries -= 1,
+                Err(e) if e.broke_connection() => {
+                    let left = tries.get_or_insert_with(|| self.pool.status().max_size);
+                    if *left == 0 {
+                        return Err(e);
+                    }
+                    *left -= 1;
+                }
                 done => return done,
             }
         }
