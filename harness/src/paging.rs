@@ -20,6 +20,10 @@ const LAST: Id = 200;
 /// Page length of the walk.
 const LIMIT: usize = 3;
 
+/// More pages than any walk here needs (its ids are fewer than 100): a
+/// walk that does not end by then fails instead of hanging.
+const PAGES_AT_MOST: usize = 100;
+
 /// One page of `state`, or why it could not be had.
 async fn page<P>(recorder: &P, state: TaskState, after: Option<Id>) -> Result<Page<Id>, String>
 where
@@ -110,11 +114,13 @@ where
     let mut left = BTreeSet::new();
     let mut returned = Vec::new();
     let mut after = None;
-    for turn in 0.. {
+    let mut ended = false;
+    for turn in 0..PAGES_AT_MOST {
         let got = page(recorder, TaskState::Failed, after).await?;
         expect_page(&got, &failed, after)?;
         returned.extend(got.ids.iter().copied());
         let Some(cursor) = got.next else {
+            ended = true;
             break;
         };
         after = Some(cursor);
@@ -157,6 +163,11 @@ where
                 ));
             }
         }
+    }
+    if !ended {
+        return Err(format!(
+            "the walk did not end in {PAGES_AT_MOST} pages: {returned:?}"
+        ));
     }
     let mut seen = BTreeSet::new();
     for id in &returned {
@@ -203,14 +214,14 @@ where
         .revoke_block(revoked, async move {
             let mut all = Vec::new();
             let mut after = None;
-            loop {
+            for _ in 0..PAGES_AT_MOST {
                 let Ok(got) = page(&lister, TaskState::Success, after).await else {
                     return Err(());
                 };
                 all.extend(got.ids);
-                match got.next {
-                    Some(next) => after = Some(next),
-                    None => break,
+                after = got.next;
+                if after.is_none() {
+                    break;
                 }
             }
             // Fail the revoke (the id stays `Success`) unless it was listed.

@@ -98,17 +98,18 @@ async fn text_ids_page_in_order_and_counts_match() {
             .unwrap();
         let mut walked = Vec::new();
         let mut after: Option<String> = None;
-        loop {
+        for _ in 0..=25 / 4 + 1 {
             let page = recorder
                 .list_page(TaskState::Success, after.as_ref(), 4)
                 .await
                 .unwrap();
             walked.extend(page.ids);
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
+            after = page.next;
+            if after.is_none() {
+                break;
             }
         }
+        assert_eq!(after, None, "the walk of 25 ids did not end");
         ids.sort();
         assert_eq!(walked, ids);
         assert_eq!(recorder.count(TaskState::Success).await.unwrap(), 25);

@@ -134,14 +134,17 @@ fn a_page_is_the_smallest_ids_after_its_cursor() {
     });
     let mut walked = Vec::new();
     let mut after = None;
-    loop {
+    // 16 pages of 64 hold 1,000 ids: a walk that does not end by then is
+    // a failure, not a hang.
+    for _ in 0..=16 {
         let page = recorder.list_page(TaskState::Failed, after.as_ref(), 64);
         assert!(page.ids.len() <= 64);
         walked.extend(page.ids.iter().copied());
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
+        after = page.next;
+        if after.is_none() {
+            break;
         }
     }
+    assert_eq!(after, None, "the walk did not end after 17 pages");
     assert_eq!(walked, (0..1000).collect::<Vec<u64>>());
 }
