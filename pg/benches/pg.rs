@@ -4,7 +4,8 @@
 //! - `refusals`: `CLIENTS` tasks launch one id held by a live lease, every
 //!   launch refused, for `SECONDS`, alternating with `pgbench` running the
 //!   crate's own read statement on that id (`-M prepared`, same clients)
-//!   and with the crate's queries of it; WAL bytes per refusal from
+//!   with the crate's queries of it, and with plain tokio-postgres clients
+//!   running the same prepared read; WAL bytes per refusal from
 //!   `pg_current_wal_insert_lsn()` around each run, the cluster otherwise
 //!   idle;
 //! - `launch_finish`: one claim plus one fenced finish through the crate,
@@ -151,6 +152,35 @@ where
     done
 }
 
+/// `CLIENTS` plain tokio-postgres clients, each on a connection of its own,
+/// running the prepared `read` of the held id for `seconds`: the client
+/// library's own rate, with none of the crate's work.
+async fn raw_reads(config: &tokio_postgres::Config, read: &str, seconds: u64) -> u64 {
+    let stop = Instant::now() + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (config, read) = (config.clone(), read.to_owned());
+            tokio::spawn(async move {
+                let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(connection);
+                let types = [tokio_postgres::types::Type::INT8; 2];
+                let statement = client.prepare_typed(&read, &types).await.unwrap();
+                let mut done = 0u64;
+                while Instant::now() < stop {
+                    client.query(&statement, &[&HELD, &0i64]).await.unwrap();
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut done = 0;
+    for task in tasks {
+        done += task.await.unwrap();
+    }
+    done
+}
+
 /// A refused launch of the held id.
 async fn refused(recorder: PgRecorder<i64>) {
     let refusal = recorder.claim(HELD).await.unwrap().err();
@@ -278,6 +308,7 @@ fn bench(c: &mut Criterion) {
     let read = Statements::new("bench", "bigint").read;
     let read_script = format!("{};\n", pgbench_sql(&read, &[&HELD.to_string(), "0"]));
     let (mut refusals, mut refusal_wal, mut reads, mut read_wal, mut queries) = (0, 0, 0, 0, 0);
+    let mut raw = 0;
     let mut read_tps = Vec::new();
     for _ in 0..2 {
         let before = rt.block_on(wal(&admin));
@@ -286,6 +317,7 @@ fn bench(c: &mut Criterion) {
         let run = pgbench_script(&cluster, "read", &read_script, SECONDS);
         let after = rt.block_on(wal(&admin));
         queries += rt.block_on(for_a_while(&recorder, SECONDS, queried));
+        raw += rt.block_on(raw_reads(&cluster.config("postgres"), &read, SECONDS));
         refusal_wal += between - before;
         read_wal += after - between;
         reads += run.transactions;
@@ -295,6 +327,7 @@ fn bench(c: &mut Criterion) {
     let runs = 2.0 * SECONDS as f64;
     let refusal_rate = refusals as f64 / runs;
     let query_rate = queries as f64 / runs;
+    let raw_rate = raw as f64 / runs;
     let read_rate = read_tps.iter().sum::<f64>() / read_tps.len() as f64;
 
     // launch + finish through the crate, CLIENTS at a time.
@@ -489,10 +522,16 @@ fn bench(c: &mut Criterion) {
         rates(&read_tps)
     );
     println!(
-        "ratio refusal/pgbench-read: {:.2}; query/pgbench-read: {:.2}; refusal/query: {:.2}",
+        "plain tokio-postgres, the same prepared read, a connection per client: {raw_rate:.0}/s"
+    );
+    println!(
+        "ratio refusal/pgbench-read: {:.2}; query/pgbench-read: {:.2}; refusal/query: {:.2}; \
+         refusal/plain-client: {:.2}; plain-client/pgbench-read: {:.2}",
         refusal_rate / read_rate,
         query_rate / read_rate,
-        refusal_rate / query_rate
+        refusal_rate / query_rate,
+        refusal_rate / raw_rate,
+        raw_rate / read_rate
     );
     println!(
         "WAL: {refusal_wal} bytes over {refusals} refusals ({:.4} B each); \
