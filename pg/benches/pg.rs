@@ -37,7 +37,7 @@ const SECONDS: u64 = 10;
 const HOT: usize = 32;
 const ROUNDS: i64 = 200;
 /// Rounds of the crate's launches against pgbench's, each run this long.
-const ROUNDS_OF_LAUNCHES: usize = 3;
+const ROUNDS_OF_LAUNCHES: usize = 6;
 const LAUNCH_SECONDS: u64 = 5;
 /// The id the refusals launch, held by a live lease throughout.
 const HELD: i64 = 0;
