@@ -263,11 +263,16 @@ async fn hot_key(recorder: &PgRecorder<i64>, id: impl Fn(i64) -> i64, grants: us
     hot
 }
 
-/// The median of `values`.
+/// The median of `values`: of an even number, the mean of the middle two.
 fn median_of(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
+    let middle = sorted.len() / 2;
+    if sorted.len() % 2 == 0 {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    } else {
+        sorted[middle]
+    }
 }
 
 fn bench(c: &mut Criterion) {
