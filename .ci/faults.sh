@@ -2,7 +2,8 @@
 # The fault run on PostgreSQL: 4 worker processes share a throwaway cluster
 # for 45 s while every fault is injected at least once (kill -9 and a fresh
 # process, SIGSTOP past the lease then SIGCONT, pg_terminate_backend, an
-# immediate stop and restart of the database). It must pass its audit.
+# immediate stop and restart of the database). It must pass its audit, and
+# so must a shorter run through PgBouncer in transaction mode (--pooler).
 # Then two known-bad protocols must fail it, naming ids: finishes that
 # ignore the fence, and leases judged by a client clock running ahead.
 # Last, failover: a run with a synchronous standby promoted twice must
@@ -28,11 +29,26 @@ if ! timeout 180 "$bin" "${common[@]}" --lease-ms 1500 --duration 45 --kill-ever
     fail "the fault run failed its audit"
 fi
 cat "$scratch/run.json"
-jq -e '.passed == true' "$scratch/run.json" >/dev/null || fail "the fault run's report says it did not pass"
-for fault in .faults.kills .faults.zombies .faults.terminations .faults.crashes .zombie_stale_finishes; do
-    n=$(jq "$fault // 0" "$scratch/run.json")
-    [ "$n" -ge 1 ] || fail "fault run: $fault is $n, expected at least 1"
-done
+
+# exercised REPORT WHAT: the run's report says it passed, with every fault
+# injected at least once and a zombie's finish answered Stale.
+exercised() {
+    jq -e '.passed == true' "$1" >/dev/null || fail "$2: the report says it did not pass"
+    for fault in .faults.kills .faults.zombies .faults.terminations .faults.crashes .zombie_stale_finishes; do
+        n=$(jq "$fault // 0" "$1")
+        [ "$n" -ge 1 ] || fail "$2: $fault is $n, expected at least 1"
+    done
+}
+exercised "$scratch/run.json" "fault run"
+
+echo "--- the same behind PgBouncer in transaction mode (--pooler, 25 s): the audit must pass"
+if ! timeout 150 "$bin" "${common[@]}" --pooler --lease-ms 1500 --duration 25 --kill-every 6 --zombie-every 5 \
+    --terminate-every 4 --crash-every 11 >"$scratch/pooled.json" 2>"$scratch/pooled.err"; then
+    cat "$scratch/pooled.json" "$scratch/pooled.err" >&2
+    fail "the fault run behind PgBouncer failed its audit"
+fi
+cat "$scratch/pooled.json"
+exercised "$scratch/pooled.json" "fault run behind PgBouncer"
 
 # bite NAME RULE_ID OPTION...: the run sabotaged by NAME must fail its
 # audit with a violation of RULE_ID that names ids.
@@ -85,4 +101,4 @@ for rule in acknowledged_success_lost fence_reissued; do
         fail "the asynchronous failover run failed, but not by naming ids under $rule"
     }
 done
-echo "fault run passed; both sabotaged runs and the asynchronous failover failed naming ids"
+echo "fault runs passed, direct and behind PgBouncer; both sabotaged runs and the asynchronous failover failed naming ids"

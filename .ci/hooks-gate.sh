@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The PostgreSQL backend's test hooks exist only with its `test-hooks`
 # feature: a crate that depends on it without the feature cannot shift a
-# clock, pause renewals or send a known-bad statement. Checks a scratch
+# clock, pause renewals, name statements behind a pooler or send a known-bad
+# statement. Checks a scratch
 # crate that calls each hook twice, without the feature (every call must
 # be refused by the compiler) and with it (it must compile), so that the
 # gate is shown to be what stops it.
@@ -21,6 +22,7 @@ fn main() {
     r.shift_clock(Duration::from_secs(3600));
     r.skew_client_clock(Duration::from_secs(3600));
     r.set_renewing(false);
+    r.name_statements(true);
     let _ = async_tasks_recorder_pg::KnownBad::ALL;
 }
 RUST
@@ -47,7 +49,7 @@ TOML
 if check ""; then
     fail "a crate without the test-hooks feature called the test hooks"
 fi
-for hook in shift_clock skew_client_clock set_renewing KnownBad; do
+for hook in shift_clock skew_client_clock set_renewing name_statements KnownBad; do
     grep -q "$hook" "$scratch/check.log" || {
         cat "$scratch/check.log" >&2
         fail "without the feature, $hook was not the refused name"
@@ -57,4 +59,4 @@ check '"test-hooks"' || {
     cat "$scratch/check.log" >&2
     fail "with the test-hooks feature the hooks do not compile: the check above proves nothing"
 }
-echo "hooks-gate: 4 hooks refused without the test-hooks feature, compiled with it"
+echo "hooks-gate: 5 hooks refused without the test-hooks feature, compiled with it"

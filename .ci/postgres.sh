@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
-# Installs the PostgreSQL server binaries that the pg/ tests start a
-# throwaway cluster from, when they are missing. Debian keeps them under
-# /usr/lib/postgresql/<version>/bin, not on PATH.
+# Installs what the pg/ tests start their throwaway clusters and poolers
+# from, when it is missing: the PostgreSQL server binaries (Debian keeps
+# them under /usr/lib/postgresql/<version>/bin, not on PATH) and PgBouncer
+# (/usr/sbin/pgbouncer), for the tests and the fault run behind a pooler in
+# transaction mode.
 set -euo pipefail
-if compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+missing=()
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+if [ "${#missing[@]}" -eq 0 ]; then
     echo "postgresql server binaries: $(ls -d /usr/lib/postgresql/*/bin | tr '\n' ' ')"
+    echo "pgbouncer: $(command -v pgbouncer || echo /usr/sbin/pgbouncer)"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-    echo "missing /usr/lib/postgresql/*/bin/initdb: install the Debian package postgresql (as root)" >&2
+    echo "missing: ${missing[*]}: install the Debian package(s) ${missing[*]} (as root)" >&2
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y postgresql
+apt-get install -y "${missing[@]}"
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || {
     echo "apt-get installed postgresql but no initdb under /usr/lib/postgresql/*/bin" >&2
+    exit 1
+}
+command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || {
+    echo "apt-get installed pgbouncer but no pgbouncer on PATH or in /usr/sbin" >&2
     exit 1
 }

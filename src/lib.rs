@@ -16,6 +16,7 @@
 //!   with no lost wake-up.
 //! - Listings by state are weakly consistent walks of one table; failed ids
 //!   are also indexed, so listing them costs time in proportion to them.
+//!   [`PagedListing`] lists in keyset pages, one trait for every backend.
 //!
 //! ```
 //! use async_tasks_recorder::{AsyncTasksRecorder, TaskState};
@@ -42,6 +43,7 @@
 
 #![warn(missing_docs)]
 
+mod page;
 mod recorder;
 #[doc(hidden)]
 pub mod signal;
@@ -55,6 +57,7 @@ mod table;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub use page::{Page, PagedListing};
 pub use recorder::{AsyncTasksRecorder, RevokeFailReason, StateCounts};
 /// The drop guard that settles every accepted launch and revoke, for the
 /// test mutants built on the same shim.

@@ -13,12 +13,14 @@
 //! waiter's waker), so it neither skips the finish nor aborts the process
 //! when the task is already panicking.
 
+use crate::page::{Page, PagedListing};
 use crate::signal::Signal;
 use crate::spec::{Op, Outcome, Response, RevokeRefusal, TaskState};
 use crate::sync::{Arc, DefaultHashBuilder};
 use crate::table::{Table, WaitOn};
 use std::borrow::Borrow;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
+use std::convert::Infallible;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::ops::Deref;
@@ -384,6 +386,67 @@ where
 /// nothing (`table.rs:Table::step_slot`), so a retry is safe; the bound keeps
 /// a key that always panics from looping forever in a destructor.
 const SETTLE_ATTEMPTS: usize = 3;
+
+impl<K, S> AsyncTasksRecorder<K, S>
+where
+    K: Eq + Hash + Ord + Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    /// One page of the ids in `state`: up to `limit` of them (0 is taken
+    /// as 1) in ascending order, each greater than `after` if given. Pass
+    /// the page's [`next`](Page::next) as the next `after`; a walk returns
+    /// every id that stays in `state` throughout exactly once (see
+    /// [`PagedListing`]).
+    ///
+    /// Each page is one walk, as weakly consistent as
+    /// [`list_tasks`](Self::list_tasks) and over the same ids (the failed-id
+    /// index for `Failed`, the table otherwise), keeping only the `limit`
+    /// smallest ids after `after`: its memory is the page's, whatever the
+    /// number of ids in `state`.
+    pub fn list_page(&self, state: TaskState, after: Option<&K>, limit: usize) -> Page<K> {
+        let limit = limit.max(1);
+        let mut smallest = BTreeSet::new();
+        self.table.for_each_in(state, |id| {
+            if after.is_some_and(|after| id <= after) {
+                return;
+            }
+            // A full page takes only an id below its largest; a visit
+            // repeated by a concurrent resize is kept once.
+            let full = smallest.len() >= limit;
+            if full && smallest.last().is_some_and(|last| id >= last) {
+                return;
+            }
+            if smallest.insert(id.clone()) && smallest.len() > limit {
+                smallest.pop_last();
+            }
+        });
+        Page::of(smallest.into_iter().collect(), limit)
+    }
+}
+
+/// The in-memory recorder's pages and counts: its own
+/// [`list_page`](AsyncTasksRecorder::list_page) and
+/// [`count_tasks`](AsyncTasksRecorder::count_tasks), never an error.
+impl<K, S> PagedListing<K> for AsyncTasksRecorder<K, S>
+where
+    K: Eq + Hash + Ord + Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    type Error = Infallible;
+
+    fn list_page(
+        &self,
+        state: TaskState,
+        after: Option<&K>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page<K>, Infallible>> + Send {
+        std::future::ready(Ok(AsyncTasksRecorder::list_page(self, state, after, limit)))
+    }
+
+    fn count(&self, state: TaskState) -> impl Future<Output = Result<u64, Infallible>> + Send {
+        std::future::ready(Ok(self.count_tasks(state) as u64))
+    }
+}
 
 /// What a [`Settle`] guard applies its finishing operation to: the table,
 /// or a test's protocol built on the same shim, which thus settles through

@@ -17,6 +17,8 @@
 //! - [`explore`]: an explicit-state model checker (breadth first, shortest
 //!   counterexamples), and [`failover`]: the fenced protocol through a
 //!   PostgreSQL promotion, as a model for it.
+//! - [`paging`]: the paged listing's check, pages against a model while ids
+//!   come and go between them.
 //! - [`sequential`]: the model test, step by step against the spec.
 //! - [`concurrent`]: random launch-fail-retry schedules and the six
 //!   properties every run must keep.
@@ -37,6 +39,7 @@ pub mod failover;
 pub mod history;
 pub mod linearizability;
 pub mod operation;
+pub mod paging;
 pub mod protocol;
 #[cfg(feature = "checkers")]
 pub mod sequential;

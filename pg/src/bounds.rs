@@ -84,6 +84,13 @@ impl Limits {
                 millis(self.lock)
             ),
         );
+        self.apply_to_socket(config);
+    }
+
+    /// Sets the socket's timeouts on `config`, and none of the server's:
+    /// behind a pooler, which takes no start-up options, the server's
+    /// bounds are the role's defaults, and the reply bound is kept here.
+    pub(crate) fn apply_to_socket(&self, config: &mut tokio_postgres::Config) {
         let idle = config.get_keepalives_idle().min(self.statement);
         config
             .keepalives(true)

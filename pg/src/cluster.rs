@@ -11,6 +11,11 @@
 //! and, should the owning process die without unwinding (a `static`, an
 //! abort, a kill), by a watchdog process that polls the owner's pid and then
 //! stops the server and removes the directory.
+//!
+//! A [`Pooler`] puts the installed PgBouncer in front of a cluster, in
+//! transaction mode, for the tests and fault runs of
+//! [`Config::pooler`](crate::Config::pooler); it is stopped the same two
+//! ways.
 
 mod standby;
 
@@ -32,6 +37,8 @@ pub enum ClusterError {
     Io(String, std::io::Error),
     /// A server binary exited with an error; its output is attached.
     Command(String, String),
+    /// No `pgbouncer` on `PATH`, in `/usr/sbin`, nor at `$ATR_PGBOUNCER`.
+    NoPgBouncer,
 }
 
 impl fmt::Display for ClusterError {
@@ -45,6 +52,11 @@ impl fmt::Display for ClusterError {
             ),
             ClusterError::Io(what, e) => write!(f, "{what}: {e}"),
             ClusterError::Command(what, output) => write!(f, "{what} failed:\n{output}"),
+            ClusterError::NoPgBouncer => write!(
+                f,
+                "no pgbouncer on PATH or in /usr/sbin (install the Debian package \
+                 `pgbouncer`: bash .ci/postgres.sh does, or set ATR_PGBOUNCER)"
+            ),
         }
     }
 }
@@ -341,6 +353,185 @@ impl Cluster {
                 .stderr(Stdio::null())
                 .spawn(),
         )
+    }
+}
+
+/// A PgBouncer in front of a [`Cluster`]: `pool_mode = transaction`, a
+/// pool of a given number of server connections, a Unix socket only, trust
+/// auth for the cluster's [`USER`]. Under root it runs as the `postgres`
+/// user, as the cluster does. Dropping it stops it and removes its
+/// directory; a watchdog does the same if the owning process dies.
+pub struct Pooler {
+    root: PathBuf,
+    process: Child,
+    watchdog: Option<Child>,
+}
+
+/// The port in the pooler's socket name (`.s.PGSQL.6432`).
+pub const POOLER_PORT: u16 = 6432;
+
+/// The installed `pgbouncer`.
+fn find_pgbouncer() -> Result<PathBuf, ClusterError> {
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    std::env::var_os("ATR_PGBOUNCER")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(on_path.into_iter().map(|dir| dir.join("pgbouncer")))
+        .chain([PathBuf::from("/usr/sbin/pgbouncer")])
+        .find(|candidate| candidate.is_file())
+        .ok_or(ClusterError::NoPgBouncer)
+}
+
+impl Pooler {
+    /// Starts a PgBouncer in transaction mode with `pool_size` server
+    /// connections in front of `cluster`; waits until it listens.
+    pub fn start(cluster: &Cluster, pool_size: usize) -> Result<Pooler, ClusterError> {
+        let binary = find_pgbouncer()?;
+        let root = std::env::temp_dir().join(format!(
+            "atr-pgbouncer-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        if root.exists() {
+            io("remove stale pooler dir", fs::remove_dir_all(&root))?;
+        }
+        io("create pooler dir", fs::create_dir_all(&root))?;
+        let config = format!(
+            "[databases]\n* = host={upstream} port=5432\n\n[pgbouncer]\n\
+             listen_addr =\nlisten_port = {POOLER_PORT}\nunix_socket_dir = {dir}\n\
+             auth_type = trust\nauth_file = {dir}/userlist.txt\n\
+             pool_mode = transaction\ndefault_pool_size = {size}\nmax_db_connections = {size}\n\
+             max_client_conn = 1000\nlogfile = {dir}/pgbouncer.log\n",
+            upstream = path_str(&cluster.socket_dir()),
+            dir = path_str(&root),
+            size = pool_size.max(1),
+        );
+        io(
+            "write pgbouncer.ini",
+            fs::write(root.join("pgbouncer.ini"), config),
+        )?;
+        io(
+            "write userlist.txt",
+            fs::write(root.join("userlist.txt"), format!("\"{USER}\" \"\"\n")),
+        )?;
+        let as_postgres = is_root();
+        if as_postgres {
+            let (uid, gid) = postgres_ids()?;
+            for entry in ["", "pgbouncer.ini", "userlist.txt"] {
+                io(
+                    "chown pooler dir",
+                    std::os::unix::fs::chown(root.join(entry), Some(uid), Some(gid)),
+                )?;
+            }
+        }
+        let mut command = Command::new(&binary);
+        if as_postgres {
+            // PgBouncer refuses to run as root; `-u` drops to the user itself,
+            // so the child's pid is the pooler's.
+            command.args(["-u", "postgres"]);
+        }
+        let process = io(
+            "start pgbouncer",
+            command
+                .arg(root.join("pgbouncer.ini"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn(),
+        )?;
+        let mut pooler = Pooler {
+            root,
+            process,
+            watchdog: None,
+        };
+        pooler.watchdog = Some(pooler.spawn_watchdog()?);
+        pooler.wait_listening()?;
+        Ok(pooler)
+    }
+
+    /// Waits up to 10 s until the socket takes a connection, failing with
+    /// the log if the process exits first. (The socket's file appears at
+    /// its `bind`, before its `listen`: a connection then is refused.)
+    fn wait_listening(&mut self) -> Result<(), ClusterError> {
+        let socket = self.socket_dir().join(format!(".s.PGSQL.{POOLER_PORT}"));
+        let log = || fs::read_to_string(self.root.join("pgbouncer.log")).unwrap_or_default();
+        for _ in 0..1000 {
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.process.try_wait() {
+                return Err(ClusterError::Command(
+                    format!("pgbouncer exited with {status}"),
+                    log(),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Err(ClusterError::Command(
+            "pgbouncer did not listen within 10 s".into(),
+            log(),
+        ))
+    }
+
+    /// The directory holding the pooler's Unix socket: the `host` to
+    /// connect to, with port [`POOLER_PORT`].
+    pub fn socket_dir(&self) -> PathBuf {
+        self.root.clone()
+    }
+
+    /// A client configuration for database `dbname` through the pooler.
+    pub fn config(&self, dbname: &str) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host_path(self.socket_dir())
+            .port(POOLER_PORT)
+            .user(USER)
+            .dbname(dbname)
+            .application_name("async_tasks_recorder_pg");
+        config
+    }
+
+    /// A libpq connection string through the pooler.
+    pub fn conninfo(&self, dbname: &str) -> String {
+        format!(
+            "host={} port={POOLER_PORT} user={USER} dbname={dbname}",
+            path_str(&self.socket_dir())
+        )
+    }
+
+    /// A detached shell that waits for this process to end, then stops the
+    /// pooler and removes its directory.
+    fn spawn_watchdog(&self) -> Result<Child, ClusterError> {
+        let script = format!(
+            "while kill -0 {owner} 2>/dev/null; do sleep 1; done; \
+             kill -9 {pooler} 2>/dev/null; rm -rf '{root}'",
+            owner = std::process::id(),
+            pooler = self.process.id(),
+            root = path_str(&self.root),
+        );
+        io(
+            "spawn the pooler watchdog",
+            Command::new("setsid")
+                .args(["sh", "-c", &script])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn(),
+        )
+    }
+}
+
+impl Drop for Pooler {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        let _ = fs::remove_dir_all(&self.root);
     }
 }
 

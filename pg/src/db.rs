@@ -16,9 +16,21 @@ use crate::sql::{Statements, phase_of, phases_read_as, state_code};
 use crate::switches::Switches;
 use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase, TaskState};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_postgres::types::{FromSqlOwned, ToSql, Type};
 use tokio_postgres::{Row, Transaction};
+
+/// The stored codes of the phases that read as `state`: one, and a second
+/// for `Success` (`Revoking` reads as it); `None` for `NotFound`, which
+/// lists and counts no row (a `NotFound` row is a revoked one).
+fn stored_codes(state: TaskState) -> Option<(i16, Option<i16>)> {
+    if state == TaskState::NotFound {
+        return None;
+    }
+    let mut codes = phases_read_as(state).map(state_code);
+    Some((codes.next()?, codes.next()))
+}
 
 /// A type usable as a task id: a column type and its Rust mapping.
 pub trait Key: ToSql + FromSqlOwned + Clone + Send + Sync + std::fmt::Debug + 'static {
@@ -59,7 +71,7 @@ pub struct Stored {
 
 impl Stored {
     /// What the read reports for an id without a row.
-    const ABSENT: Stored = Stored {
+    pub(crate) const ABSENT: Stored = Stored {
         phase: Phase::NotFound,
         epoch: 0,
         fence: 0,
@@ -138,6 +150,11 @@ impl Holding {
 /// A statement parameter.
 type Param<'a> = &'a (dyn ToSql + Sync);
 
+/// `params` with their `types`, for an unnamed statement.
+fn typed<'a>(types: &[Type], params: &[Param<'a>]) -> Vec<(Param<'a>, Type)> {
+    params.iter().copied().zip(types.iter().cloned()).collect()
+}
+
 /// A lease or interval in microseconds, refusing zero and overflow.
 fn positive_micros(d: Duration) -> Result<i64, Error> {
     i64::try_from(d.as_micros())
@@ -162,6 +179,12 @@ pub(crate) struct Db {
     sql: Statements,
     key_type: Type,
     lease_micros: i64,
+    /// Statements go out unnamed and nothing is set at start-up: the
+    /// connections lead to a pooler in transaction mode.
+    pooler: bool,
+    /// Behind a pooler: the server's defaults were found to be those the
+    /// proofs assume.
+    settled_defaults: AtomicBool,
     /// The test switches, read by the statements and the renewal loop.
     pub(crate) switches: Switches,
 }
@@ -195,6 +218,37 @@ pub(crate) struct Connections {
     pub(crate) limits: Limits,
     pub(crate) pool_size: usize,
     pub(crate) renewal_pool_size: usize,
+    pub(crate) pooler: bool,
+}
+
+/// Behind a pooler, what [`SESSION_SETTINGS`] would have set, read from the
+/// server: the role's (or database's, or server's) defaults, which every
+/// session the pooler opens starts with.
+const DEFAULTS: &str =
+    "SELECT current_user::text, current_setting('default_transaction_isolation'),
+        current_setting('synchronous_commit')";
+
+/// Why the server's defaults, read by [`DEFAULTS`], are not those the
+/// proofs assume, with the line that sets each; `None` if they are.
+fn defaults_refused(row: &Row) -> Result<Option<String>, Error> {
+    let user: String = column(row, 0, "current_user")?;
+    let isolation: String = column(row, 1, "default_transaction_isolation")?;
+    let commit: String = column(row, 2, "synchronous_commit")?;
+    let mut wrong = Vec::new();
+    if isolation != "read committed" {
+        wrong.push(format!(
+            "default_transaction_isolation is {isolation:?}, not read committed \
+             (ALTER ROLE {user} SET default_transaction_isolation = 'read committed')"
+        ));
+    }
+    // `remote_apply` waits for the local flush too, and for more.
+    if !matches!(commit.as_str(), "on" | "remote_apply") {
+        wrong.push(format!(
+            "synchronous_commit is {commit:?}, not on \
+             (ALTER ROLE {user} SET synchronous_commit = on)"
+        ));
+    }
+    Ok((!wrong.is_empty()).then(|| wrong.join("; ")))
 }
 
 /// A pool of up to `size` connections of `config`, each closed at the
@@ -223,8 +277,14 @@ impl Db {
         connections: Connections,
     ) -> Result<Db, Error> {
         let lease_micros = positive_micros(connections.lease)?;
-        with_setting(&mut config, SESSION_SETTINGS);
-        connections.limits.apply(&mut config);
+        if connections.pooler {
+            // A pooler refuses start-up options or drops them (PgBouncer
+            // #908): the defaults are checked by the first call instead.
+            connections.limits.apply_to_socket(&mut config);
+        } else {
+            with_setting(&mut config, SESSION_SETTINGS);
+            connections.limits.apply(&mut config);
+        }
         Ok(Db {
             pool: pool(config.clone(), connections.pool_size)?,
             renewals: pool(config, connections.renewal_pool_size)?,
@@ -232,6 +292,8 @@ impl Db {
             sql,
             key_type,
             lease_micros,
+            pooler: connections.pooler,
+            settled_defaults: AtomicBool::new(false),
             switches: Switches::default(),
         })
     }
@@ -307,11 +369,17 @@ impl Db {
             }
         };
         let reply = async {
+            if self.pooler {
+                self.check_defaults(&client).await?;
+            }
+            if self.pooler && !self.switches.named_statements() {
+                return Ok(client.query_typed(sql, &typed(types, params)).await?);
+            }
             let statement = client.prepare_typed_cached(sql, types).await?;
-            client.query(&statement, params).await
+            Ok(client.query(&statement, params).await?)
         };
         match tokio::time::timeout(limits.reply(), reply).await {
-            Ok(rows) => Ok(rows?),
+            Ok(rows) => rows,
             Err(_) => {
                 drop(deadpool_postgres::Object::take(client));
                 Err(Error::Timeout {
@@ -320,6 +388,25 @@ impl Db {
                 })
             }
         }
+    }
+
+    /// Behind a pooler, before the first statement: the server's defaults
+    /// must be what [`SESSION_SETTINGS`] sets on a direct connection, since
+    /// nothing can be set at start-up. Once they were, they are not read
+    /// again.
+    async fn check_defaults(&self, client: &tokio_postgres::Client) -> Result<(), Error> {
+        if self.settled_defaults.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let defaults = client.query_typed(DEFAULTS, &[]).await?;
+        let row = defaults
+            .first()
+            .ok_or_else(|| Error::Settings("the server answered no row of settings".into()))?;
+        if let Some(why) = defaults_refused(row)? {
+            return Err(Error::Settings(why));
+        }
+        self.settled_defaults.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// [`run`](Self::run) for a statement that may safely run twice (a
@@ -334,10 +421,18 @@ impl Db {
         types: &[Type],
         params: &[Param<'_>],
     ) -> Result<Vec<Row>, Error> {
-        let mut tries = self.pool.status().max_size + 1;
+        // The pool's size is read only once a connection broke: a read is
+        // the refusal's whole cost, and the status takes the pool's lock.
+        let mut tries = None;
         loop {
             match self.run(sql, types, params).await {
-                Err(e) if e.broke_connection() && tries > 1 => tries -= 1,
+                Err(e) if e.broke_connection() => {
+                    let left = tries.get_or_insert_with(|| self.pool.status().max_size);
+                    if *left == 0 {
+                        return Err(e);
+                    }
+                    *left -= 1;
+                }
                 done => return done,
             }
         }
@@ -345,6 +440,11 @@ impl Db {
 
     /// The stored record of `id`.
     pub(crate) async fn read(&self, id: Param<'_>) -> Result<Stored, Error> {
+        Ok(self.read_row(id).await?.unwrap_or(Stored::ABSENT))
+    }
+
+    /// The stored record of `id`, `None` if it has no row.
+    pub(crate) async fn read_row(&self, id: Param<'_>) -> Result<Option<Stored>, Error> {
         let rows = self
             .run_idempotent(
                 &self.sql.read,
@@ -352,20 +452,37 @@ impl Db {
                 &[id, &self.switches.shift()],
             )
             .await?;
-        rows.first().map_or(Ok(Stored::ABSENT), Stored::from_row)
+        rows.first().map(Stored::from_row).transpose()
+    }
+
+    /// Whether a grant's first write goes out whatever its read found (a
+    /// known-bad claim).
+    pub(crate) fn claim_ignores_read(&self) -> bool {
+        #[cfg(feature = "test-hooks")]
+        return self.sql.claim_ignores_read;
+        #[cfg(not(feature = "test-hooks"))]
+        false
     }
 
     /// The guarded statement that grants `holding` of `id` (the claim, or
-    /// the revoke begin): `(epoch, fence)` of the new attempt if its guard
-    /// admitted the row, `None` if not. Sent once: a grant that failed in
-    /// transit is not resent.
+    /// the revoke begin), for a row the read found (`absent`: none):
+    /// `(epoch, fence)` of the new attempt if its guard admitted the row,
+    /// `None` if not. Sent once: a grant that failed in transit is not
+    /// resent.
     pub(crate) async fn grant(
         &self,
         id: Param<'_>,
         holding: Holding,
+        absent: bool,
     ) -> Result<Option<(Epoch, Fence)>, Error> {
         let shift = self.switches.shift();
         let rows = match holding {
+            // No row to guard: the insert takes the id only while it has none.
+            Holding::Work if absent => {
+                let types = [self.key_type.clone(), Type::INT8];
+                let params: [Param; 2] = [id, &self.lease_micros];
+                self.run(&self.sql.claim_new, &types, &params).await?
+            }
             Holding::Work => {
                 #[cfg(feature = "test-hooks")]
                 if self.sql.claim_reads_client_clock {
@@ -435,6 +552,9 @@ impl Db {
         let rows = match tx {
             Some(tx) => {
                 let reply = async {
+                    if self.pooler && !self.switches.named_statements() {
+                        return tx.query_typed(sql, &typed(&types, &params)).await;
+                    }
                     let statement = tx.prepare_typed(sql, &types).await?;
                     tx.query(&statement, &params).await
                 };
@@ -527,17 +647,52 @@ impl Db {
         rows.iter().map(|row| column(row, 0, "id")).collect()
     }
 
-    /// How many ids are in `state` (0 for `NotFound`).
-    pub(crate) async fn count(&self, state: TaskState) -> Result<u64, Error> {
-        let rows = self.run_idempotent(&self.sql.count, &[], &[]).await?;
-        let mut total = 0;
-        for row in &rows {
-            let phase = phase_of(column(row, 0, "state")?);
-            let n: i64 = column(row, 1, "count")?;
-            if phase != Phase::NotFound && phase.state() == state {
-                total += n as u64;
+    /// Up to `limit` ids whose stored phase reads as `state`, in id order,
+    /// each greater than `after` if given (none for `NotFound`).
+    pub(crate) async fn list_page<K: FromSqlOwned>(
+        &self,
+        state: TaskState,
+        after: Option<Param<'_>>,
+        limit: i64,
+    ) -> Result<Vec<K>, Error> {
+        let Some((first, second)) = stored_codes(state) else {
+            return Ok(Vec::new());
+        };
+        let codes: [Param; 3] = [&first, &second, &limit];
+        let rows = match after {
+            None => {
+                let types = [Type::INT2, Type::INT2, Type::INT8];
+                self.run_idempotent(&self.sql.page_first, &types, &codes)
+                    .await?
             }
-        }
-        Ok(total)
+            Some(after) => {
+                let types = [Type::INT2, Type::INT2, Type::INT8, self.key_type.clone()];
+                let [first, second, limit] = codes;
+                let params: [Param; 4] = [first, second, limit, after];
+                self.run_idempotent(&self.sql.page_after, &types, &params)
+                    .await?
+            }
+        };
+        rows.iter().map(|row| column(row, 0, "id")).collect()
+    }
+
+    /// How many ids are in `state` (0 for `NotFound`), counted from the
+    /// `(state, id)` index.
+    pub(crate) async fn count(&self, state: TaskState) -> Result<u64, Error> {
+        let Some((first, second)) = stored_codes(state) else {
+            return Ok(0);
+        };
+        let rows = self
+            .run_idempotent(
+                &self.sql.count,
+                &[Type::INT2, Type::INT2],
+                &[&first, &second],
+            )
+            .await?;
+        let count: Option<i64> = match rows.first() {
+            Some(row) => column(row, 0, "count")?,
+            None => None,
+        };
+        Ok(count.unwrap_or(0) as u64)
     }
 }

@@ -58,6 +58,12 @@ pub enum Error {
     /// did not make, or made otherwise than its proofs assume (a fence
     /// sequence that caches values, say): what and why.
     Schema(String),
+    /// Behind a pooler ([`Config::pooler`](crate::Config::pooler)), the
+    /// sessions the server starts do not default to the settings the proofs
+    /// assume (READ COMMITTED, `synchronous_commit = on`), and a pooler
+    /// takes no start-up options to set them: which, and the `ALTER ROLE`
+    /// that sets each. Nothing was sent.
+    Settings(String),
     /// A returned row has a column this crate cannot read: the table of
     /// that name was made by something else (other column types).
     Column {
@@ -116,6 +122,7 @@ impl std::fmt::Display for Error {
             Error::Contended => write!(f, "the id changed state on every retry"),
             Error::NoRuntime => write!(f, "no tokio runtime to run the task on"),
             Error::Schema(why) => write!(f, "schema refused: {why}"),
+            Error::Settings(why) => write!(f, "server defaults refused: {why}"),
             Error::Column { column, error } => write!(
                 f,
                 "column {column} of the table holds what this crate does not store: {error}"
@@ -168,6 +175,7 @@ impl Error {
         let unsent = matches!(
             self,
             Error::Pool(_)
+                | Error::Settings(_)
                 | Error::Timeout {
                     bound: Bound::Connection,
                     ..

@@ -46,6 +46,14 @@ impl<K: Key> PgRecorder<K> {
         self.db.switches.set_renewing(on);
     }
 
+    /// Test hook: prepare statements under names even behind a pooler
+    /// ([`Config::pooler`]), as the crate did before: the defect the
+    /// PgBouncer tests must catch.
+    #[doc(hidden)]
+    pub fn name_statements(&self, on: bool) {
+        self.db.switches.set_named_statements(on);
+    }
+
     /// Test hook: what re-reading the row says of a finish by `lease` with
     /// `outcome` (of a revoke if `revoke`): `None` if it has not been
     /// applied and could be sent again, [`Error::InDoubt`] if the row can no

@@ -3,18 +3,25 @@
 //! paused cannot complete over the attempt that replaced it.
 //!
 //! # Model
-//! Each id is one row. Every operation is **one autocommit statement under
+//! Each id is one row. Every write is **one autocommit statement under
 //! READ COMMITTED with every guard inside it** (`src/sql.rs`): the row lock
 //! that statement takes is its linearization point, and READ COMMITTED
-//! re-evaluates the `WHERE` on the locked, latest row version
+//! re-evaluates the `WHERE` on the locked, latest row version; a read, and
+//! so a refusal, takes effect at its statement snapshot
 //! (proofs/P10-pg-linearizable.md). The transitions are those of
 //! [`spec::fenced_step`](async_tasks_recorder::spec::fenced_step), the same
 //! [`spec::step`](async_tasks_recorder::spec::step) the in-memory recorder runs:
 //!
-//! - **claim** (launch): `INSERT … ON CONFLICT (id) DO UPDATE … WHERE` the row
-//!   is `NotFound`, `Failed`, or `Working` with its lease run out by the
-//!   database clock; it draws a new **fence** from a global sequence and
-//!   leases the row until `clock_timestamp() + lease`.
+//! - **claim** (launch): first a read of the row, which alone answers a
+//!   refusal (no row lock, no WAL: the common case, a retry of a running
+//!   task, costs a read). Only an id the read finds launchable is sent the
+//!   guarded write: an `INSERT … ON CONFLICT (id) DO NOTHING` for an absent
+//!   row, or an `UPDATE … WHERE` the row is `NotFound`, `Failed`, or
+//!   `Working` with its lease run out by the database clock. The write
+//!   draws a new **fence** from a global sequence and leases the row until
+//!   `clock_timestamp() + lease`; if it matches nothing, the row moved on
+//!   after the read, which is read again. A revoke begin is granted the same
+//!   way.
 //! - **renew** and **finish**: `UPDATE … WHERE id = $1 AND state = working
 //!   AND fence = $2`. A finish that matches no row is [`Finish::Stale`]:
 //!   the caller was a zombie, nothing changed (proofs/P11-pg-fencing.md).
@@ -84,6 +91,30 @@
 //! lock for an unrelated caller. deadpool-postgres adds a small pool with a
 //! per-connection prepared-statement cache.
 //!
+//! # Behind PgBouncer
+//! A pooler in transaction mode hands each transaction whichever server
+//! session is free, so a named prepared statement, a start-up option and
+//! any session setting are lost between two statements, and two clients'
+//! statements of the same name collide in one session. Set
+//! [`Config::pooler`]: statements go out unnamed, nothing is set at
+//! start-up, and the first call checks the server's defaults instead:
+//!
+//! ```text
+//! ALTER ROLE app SET default_transaction_isolation = 'read committed';  -- checked
+//! ALTER ROLE app SET synchronous_commit = on;                           -- checked
+//! ALTER ROLE app SET statement_timeout = '10s';   -- the statement bound
+//! ALTER ROLE app SET lock_timeout = '5s';         -- the lock bound
+//! ALTER ROLE app SET idle_in_transaction_session_timeout = '30s';  -- for finish_in
+//! ```
+//!
+//! The last three are the server's halves of [`Bounds`] and
+//! [`end_idle_transactions`]; without them the client's reply bound still
+//! ends every call, but a claim stuck behind a row lock then ends in doubt
+//! rather than refused. No other client of the same pool may change a
+//! session setting with a plain `SET` (only `SET LOCAL`): in transaction
+//! mode it would outlive its transaction in the server session the
+//! recorder gets next.
+//!
 //! # Limits
 //! - One primary, `synchronous_commit = on` (the default; [`cluster`] sets
 //!   it). A fence is only as monotone as the commit log: with
@@ -133,6 +164,8 @@ pub use error::{Bound, Error};
 pub use recorder::{Config, PgRecorder};
 pub use refusal::{LaunchRefusal, Refused, RevokeRefusal};
 pub use sweeper::Sweeper;
+
+pub use async_tasks_recorder::{Page, PagedListing};
 
 pub use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase, TaskState};
 

@@ -11,6 +11,7 @@ use crate::refusal::{LaunchRefusal, Refused, RevokeRefusal};
 use crate::sql::{self, Statements};
 use crate::trace::{call, listing, traced};
 use async_tasks_recorder::spec::{Outcome, TaskState};
+use async_tasks_recorder::{Page, PagedListing};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,19 @@ pub struct Config {
     /// How long any one statement, lock wait and pool wait may take.
     /// Default: derived from the lease (see [`Bounds`]).
     pub bounds: Bounds,
+    /// The connections lead to a pooler in transaction mode (PgBouncer
+    /// with `pool_mode = transaction`), which hands each transaction
+    /// whichever server session is free. Then every statement is sent
+    /// unnamed (a named prepared statement lives in one server session,
+    /// and names from two clients collide there), nothing is set through
+    /// the start-up `options` (a pooler refuses or drops them), and the
+    /// first call checks that the server's defaults are READ COMMITTED and
+    /// `synchronous_commit = on`, refusing with [`Error::Settings`]
+    /// otherwise. The server's bounds are then the role's
+    /// `statement_timeout` and `lock_timeout`; the client still bounds
+    /// every reply. An unnamed statement is planned at each call, so this
+    /// is off by default. Default `false`.
+    pub pooler: bool,
 }
 
 impl Default for Config {
@@ -41,6 +55,7 @@ impl Default for Config {
             pool_size: 16,
             renewal_pool_size: 2,
             bounds: Bounds::default(),
+            pooler: false,
         }
     }
 }
@@ -94,6 +109,7 @@ impl<K: Key> PgRecorder<K> {
             limits: Limits::of(settings.bounds, settings.lease),
             pool_size: settings.pool_size,
             renewal_pool_size: settings.renewal_pool_size,
+            pooler: settings.pooler,
         };
         let db = Db::open(config, sql, K::pg_type(), connections)?;
         Ok(PgRecorder {
@@ -159,9 +175,11 @@ impl<K: Key> PgRecorder<K> {
     /// Claims `id`: the id becomes `Working` under a new fence, or the
     /// claim is refused with `Working` or `Success`.
     ///
-    /// A refusal is decided by a fresh read after the guarded claim matched
-    /// nothing; if that read shows a launchable row (the holder finished or
-    /// its lease ran out in between), the claim is retried.
+    /// A refusal is one read of the row: no row lock, no WAL, no wait
+    /// behind a writer of the row. Only an id that read finds launchable
+    /// (absent, `NotFound`, `Failed`, or `Working` with a lapsed lease) is
+    /// sent the guarded claim; if that matches nothing (the row moved on
+    /// after the read), the row is read again.
     pub async fn claim(&self, id: K) -> Result<Result<Attempt<K>, LaunchRefusal>, Error> {
         traced(call!(DEBUG, "claim", id), grant(&self.db, id)).await
     }
@@ -282,8 +300,48 @@ impl<K: Key> PgRecorder<K> {
         traced(listing!("list", state), self.db.list(state)).await
     }
 
-    /// How many ids are in `state` (0 for `NotFound`).
+    /// One page of the ids now in `state`: up to `limit` (0 is taken as 1)
+    /// in id order, each greater than `after` if given, read through the
+    /// `(state, id)` index in one statement (a keyset page: its cost is the
+    /// page's, not the ids before it). Pass the page's
+    /// [`next`](Page::next) as the next `after`; a walk returns every id
+    /// that stays in `state` throughout exactly once ([`PagedListing`]).
+    pub async fn list_page(
+        &self,
+        state: TaskState,
+        after: Option<&K>,
+        limit: usize,
+    ) -> Result<Page<K>, Error> {
+        let limit = limit.max(1);
+        let after = after.map(|after| after as &(dyn tokio_postgres::types::ToSql + Sync));
+        let length = i64::try_from(limit).unwrap_or(i64::MAX);
+        let ids = self.db.list_page(state, after, length).await?;
+        Ok(Page::of(ids, limit))
+    }
+
+    /// How many ids are in `state` (0 for `NotFound`): a count of the
+    /// `(state, id)` index's entries for the state's stored codes, which
+    /// the server can take from the index alone.
     pub async fn count(&self, state: TaskState) -> Result<u64, Error> {
         traced(listing!("count", state), self.db.count(state)).await
+    }
+}
+
+/// The recorder's pages and counts, behind the trait the in-memory recorder
+/// implements too.
+impl<K: Key> PagedListing<K> for PgRecorder<K> {
+    type Error = Error;
+
+    async fn list_page(
+        &self,
+        state: TaskState,
+        after: Option<&K>,
+        limit: usize,
+    ) -> Result<Page<K>, Error> {
+        PgRecorder::list_page(self, state, after, limit).await
+    }
+
+    async fn count(&self, state: TaskState) -> Result<u64, Error> {
+        PgRecorder::count(self, state).await
     }
 }

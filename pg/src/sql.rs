@@ -38,7 +38,13 @@ pub struct Statements {
     /// is not owned by the table: dropping the table leaves it, so a table
     /// made anew goes on with its fences instead of issuing them again.
     pub schema: String,
-    /// NotFound/Failed/lapsed Working -> Working with a new fence.
+    /// The claim of an id the read found absent: inserts its row as
+    /// Working with a new fence, or does nothing if a row appeared since.
+    /// Params: id, lease µs. Returns the row's `(fence, epoch)` if granted.
+    pub claim_new: String,
+    /// The claim of an existing row the read found launchable:
+    /// NotFound/Failed/lapsed Working -> Working with a new fence, the
+    /// whole guard in its `WHERE`.
     /// Params: id, lease µs, shift µs (and the client's clock, as a fourth,
     /// for the known-bad claim that reads it).
     /// Returns the row's `(fence, epoch)` if granted.
@@ -74,7 +80,14 @@ pub struct Statements {
     pub sweep: String,
     /// Ids in a state. Params: two state codes.
     pub list: String,
-    /// Row counts per state: `(state, count)`.
+    /// The first page of ids in one or two stored states, ordered by id.
+    /// Params: a state code, a second one or NULL, the page's length.
+    pub page_first: String,
+    /// A later page: the ids after a given one. Params: as `page_first`,
+    /// then the id the previous page ended with.
+    pub page_after: String,
+    /// Rows in one or two stored states, each counted from the `(state,
+    /// id)` index alone. Params: a state code, a second one or NULL.
     pub count: String,
     /// The table, to format a statement again as known-bad.
     table: String,
@@ -83,6 +96,10 @@ pub struct Statements {
     pub(crate) claim_reads_client_clock: bool,
     /// The id column's SQL type, as the DDL spells it.
     key_type: String,
+    /// The first claim of a grant is sent whatever the read found: a
+    /// known-bad claim whose read no longer refuses either.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) claim_ignores_read: bool,
 }
 
 /// The stored code of each phase, named for formatting into statements.
@@ -140,7 +157,7 @@ fn claim_guard(lapsed: &str) -> String {
         working,
         ..
     } = CODES;
-    format!("WHERE t.state IN ({not_found}, {failed}) OR (t.state = {working} AND {lapsed})")
+    format!("AND (t.state IN ({not_found}, {failed}) OR (t.state = {working} AND {lapsed}))")
 }
 
 /// A new fence from table `t`'s sequence. `nextval` parses its text
@@ -150,18 +167,16 @@ fn next_fence(t: &str) -> String {
     format!("nextval('{}'::regclass)", quoted(&derived(t, FENCE)))
 }
 
-/// The claim of table `t`: inserts an absent row, or takes over an existing
-/// one if `guard` (a `WHERE` clause, or nothing) admits it.
+/// The claim of an existing row of table `t`, taken over only if `guard`
+/// (an `AND` clause, or nothing) admits the row version it locks.
 fn claim(t: &str, guard: &str) -> String {
     let working = CODES.working;
     let lease = micros(2);
     let (table, fence) = (quoted(t), next_fence(t));
     format!(
-        "INSERT INTO {table} AS t (id, state, epoch, fence, lease_until)
-                 VALUES ($1, {working}, 0, {fence}, clock_timestamp() + {lease})
-                 ON CONFLICT (id) DO UPDATE
-                   SET state = {working}, fence = {fence}, lease_until = clock_timestamp() + {lease}
-                   {guard}
+        "UPDATE {table} AS t
+                 SET state = {working}, fence = {fence}, lease_until = clock_timestamp() + {lease}
+                 WHERE t.id = $1 {guard}
                  RETURNING t.fence, t.epoch"
     )
 }
@@ -177,6 +192,19 @@ fn finish(t: &str, state_guard: &str, fence_guard: &str) -> String {
                    lease_until = NULL
                  WHERE id = $1 AND {state_guard} AND {fence_guard}
                  RETURNING epoch"
+    )
+}
+
+/// A page of the ids of table `t` in stored state `$1` or `$2`, through
+/// the `(state, id)` index: each state's ids in order, from `after` (a
+/// condition on `id`, or nothing) on, merged.
+fn page(t: &str, after: &str) -> String {
+    format!(
+        "(SELECT id FROM {table} WHERE state = $1 {after} ORDER BY id LIMIT $3)
+                 UNION ALL
+                 (SELECT id FROM {table} WHERE state = $2 {after} ORDER BY id LIMIT $3)
+                 ORDER BY id LIMIT $3",
+        table = quoted(t),
     )
 }
 
@@ -222,6 +250,13 @@ impl Statements {
                  COMMENT ON TABLE {table} IS '{SCHEMA_MARK} {SCHEMA_VERSION}';
                  CREATE INDEX IF NOT EXISTS {by_state} ON {table} (state, id);
                  CREATE INDEX IF NOT EXISTS {leased} ON {table} (lease_until) WHERE state IN ({working}, {revoking});"
+            ),
+            claim_new: format!(
+                "INSERT INTO {table} (id, state, epoch, fence, lease_until)
+                 VALUES ($1, {working}, 0, {fence}, clock_timestamp() + {lease})
+                 ON CONFLICT (id) DO NOTHING
+                 RETURNING fence, epoch",
+                lease = micros(2),
             ),
             claim: claim(t, &claim_guard(&claim_lapsed_by(&now(3)))),
             finish: finish(t, &finish_state_guard(), FENCE_IS_CURRENT),
@@ -271,10 +306,17 @@ impl Statements {
                 now1 = now(1),
             ),
             list: format!("SELECT id FROM {table} WHERE state IN ($1, $2) ORDER BY id"),
-            count: format!("SELECT state, count(*) FROM {table} GROUP BY state"),
+            page_first: page(t, ""),
+            page_after: page(t, "AND id > $4"),
+            count: format!(
+                "SELECT (SELECT count(*) FROM {table} WHERE state = $1)
+                      + (SELECT count(*) FROM {table} WHERE state = $2)"
+            ),
             table: t.to_owned(),
             #[cfg(feature = "test-hooks")]
             claim_reads_client_clock: false,
+            #[cfg(feature = "test-hooks")]
+            claim_ignores_read: false,
             key_type: key_type.to_owned(),
         }
     }

@@ -1,5 +1,5 @@
 //! The test switches of one recorder: a shifted database clock, a client
-//! clock run fast, and renewals paused. The statements (`db.rs`) and the
+//! clock run fast, renewals paused, and named statements behind a pooler. The statements (`db.rs`) and the
 //! renewal loop (`attempt.rs`) read them; only the calls of `hooks.rs` flip
 //! them, and those exist only with the `test-hooks` feature. Without it
 //! every switch is a constant that is off: no production build can shift a
@@ -29,6 +29,11 @@ mod off {
         pub(crate) fn renewing(&self) -> bool {
             true
         }
+
+        /// Behind a pooler, statements are always unnamed.
+        pub(crate) fn named_statements(&self) -> bool {
+            false
+        }
     }
 }
 
@@ -47,6 +52,9 @@ mod on {
         /// Microseconds added to this replica's clock, which only a
         /// known-bad claim statement reads.
         client_skew_micros: AtomicI64,
+        /// When true, statements are prepared under names even behind a
+        /// pooler: the defect the pooler tests must catch.
+        named_statements: AtomicBool,
     }
 
     impl Default for Switches {
@@ -55,6 +63,7 @@ mod on {
                 shift_micros: AtomicI64::new(0),
                 renewing: AtomicBool::new(true),
                 client_skew_micros: AtomicI64::new(0),
+                named_statements: AtomicBool::new(false),
             }
         }
     }
@@ -97,6 +106,16 @@ mod on {
         /// Stop (or resume) renewing leases.
         pub(crate) fn set_renewing(&self, on: bool) {
             self.renewing.store(on, Ordering::Relaxed);
+        }
+
+        /// Whether statements are prepared under names behind a pooler.
+        pub(crate) fn named_statements(&self) -> bool {
+            self.named_statements.load(Ordering::Relaxed)
+        }
+
+        /// Prepare statements under names even behind a pooler.
+        pub(crate) fn set_named_statements(&self, on: bool) {
+            self.named_statements.store(on, Ordering::Relaxed);
         }
     }
 }

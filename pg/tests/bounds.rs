@@ -119,24 +119,34 @@ async fn through(proxy: &Proxy, statement: Duration) -> PgRecorder<i64> {
     recorder
 }
 
-/// A partition that neither answers nor resets: a claim sent into it on an
-/// open connection is in doubt, never refused or granted by a guess; a
-/// read, a wait and a listing each return a timeout (of the statement, or
-/// of the pool once no connection can be opened). (Before the
+/// A partition that neither answers nor resets: a finish sent into it on an
+/// open connection is in doubt, never answered by a guess; a claim, whose
+/// read meets the partition before any write is sent, a read, a wait and a
+/// listing each return a timeout (of the statement, or of the pool once no
+/// connection can be opened), and nothing is in doubt. (Before the
 /// bounds, each of them hung until the partition healed.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_that_never_answers_bounds_every_call() {
     let bound = Duration::from_millis(500);
     let proxy = Proxy::start(cluster());
     let recorder = through(&proxy, bound).await;
-    let _held = recorder.claim(1).await.unwrap().unwrap();
+    let held = recorder.claim(1).await.unwrap().unwrap();
     proxy.freeze();
-    let claimed = within(5, "a claim in a partition", recorder.claim(2)).await;
-    match claimed {
+    let finished = within(15, "a finish in a partition", held.finish(Outcome::Ok)).await;
+    match finished {
         Err(error) => assert!(
             error.is_in_doubt(),
-            "id 2: a claim sent into a partition answered {error}, not in doubt"
+            "id 1: a finish sent into a partition answered {error}, not in doubt"
         ),
+        Ok(answer) => panic!("id 1: a finish in a partition answered {answer:?}"),
+    }
+    let claimed = within(5, "a claim in a partition", recorder.claim(2)).await;
+    match claimed {
+        Err(error @ Error::Timeout { .. }) => assert!(
+            !error.is_in_doubt(),
+            "id 2: a claim that sent no write is in doubt"
+        ),
+        Err(error) => panic!("id 2: a claim in a partition answered {error}"),
         Ok(answer) => panic!(
             "id 2: a claim in a partition answered {:?}",
             answer.map(|a| a.lease().clone())

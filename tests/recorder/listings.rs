@@ -107,3 +107,44 @@ fn the_failed_index_follows_every_way_into_and_out_of_failed() {
         assert_eq!(failed(&recorder), (vec![3, 4, 6], 3));
     });
 }
+
+/// Keyset pages of 3 while ids enter and leave `Failed` between pages: each
+/// page is the one the ids then in the state give, and the walk returns
+/// every id failed throughout exactly once (the shared check, which the
+/// PostgreSQL backend passes too, `pg/tests/harness.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_return_every_id_once_as_ids_come_and_go() {
+    let recorder = async_tasks_recorder_harness::protocol::recorder();
+    async_tasks_recorder_harness::paging::check(&recorder)
+        .await
+        .unwrap_or_else(|why| panic!("{why}"));
+}
+
+/// A page holds the smallest ids after the cursor, however many ids the
+/// state has and in whatever order the map walks them.
+#[test]
+fn a_page_is_the_smallest_ids_after_its_cursor() {
+    let recorder = Recorder::new();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ids: Vec<u64> = (0..1000).map(|n| (n * 7919) % 1000).collect();
+    runtime.block_on(async {
+        for &id in &ids {
+            assert!(recorder.launch_block(id, err()).await.accepted().is_err());
+        }
+    });
+    let mut walked = Vec::new();
+    let mut after = None;
+    // 16 pages of 64 hold 1,000 ids: a walk that does not end by then is
+    // a failure, not a hang.
+    for _ in 0..=16 {
+        let page = recorder.list_page(TaskState::Failed, after.as_ref(), 64);
+        assert!(page.ids.len() <= 64);
+        walked.extend(page.ids.iter().copied());
+        after = page.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert_eq!(after, None, "the walk did not end after 17 pages");
+    assert_eq!(walked, (0..1000).collect::<Vec<u64>>());
+}

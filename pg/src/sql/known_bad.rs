@@ -24,9 +24,13 @@ pub enum KnownBad {
     /// The claim judges a lease by the replica's clock (`$4`), not the
     /// database's: a replica whose clock runs ahead steals a live lease.
     ClaimByClientClock,
-    /// The claim has lost its guard: it takes any id, `Working` and
-    /// `Success` ones included.
+    /// The claim has lost its guard: neither its read nor its write
+    /// refuses, so it takes any id, `Working` and `Success` ones included.
     ClaimWithoutGuard,
+    /// The claim's write has lost its guard and trusts the read before it:
+    /// a read made stale by a claim that commits in between grants the id
+    /// a second time.
+    ClaimTrustsItsRead,
     /// The read computes expiry from the clock instead of reporting the
     /// stored state: a reader sees `Failed`, then a late `Success`.
     ReadComputesExpiry,
@@ -40,11 +44,12 @@ const CLIENT_CLOCK: &str = "$4";
 
 impl KnownBad {
     /// Every defect in the catalogue.
-    pub const ALL: [KnownBad; 5] = [
+    pub const ALL: [KnownBad; 6] = [
         KnownBad::FinishWithoutFence,
         KnownBad::FinishWithoutFenceInAnyState,
         KnownBad::ClaimByClientClock,
         KnownBad::ClaimWithoutGuard,
+        KnownBad::ClaimTrustsItsRead,
         KnownBad::ReadComputesExpiry,
     ];
 }
@@ -62,11 +67,18 @@ impl Statements {
                 let settled_or_working = format!("state IN ({})", state_codes(&phases));
                 self.finish = finish(t, &settled_or_working, ANY_FENCE);
             }
+            // The read judges leases by the database clock, so a claim
+            // that trusts the client's must not be refused by it first.
             KnownBad::ClaimByClientClock => {
                 self.claim = claim(t, &claim_guard(&claim_lapsed_by(CLIENT_CLOCK)));
                 self.claim_reads_client_clock = true;
+                self.claim_ignores_read = true;
             }
-            KnownBad::ClaimWithoutGuard => self.claim = claim(t, ""),
+            KnownBad::ClaimWithoutGuard => {
+                self.claim = claim(t, "");
+                self.claim_ignores_read = true;
+            }
+            KnownBad::ClaimTrustsItsRead => self.claim = claim(t, ""),
             KnownBad::ReadComputesExpiry => {
                 let computed = format!(
                     "CASE WHEN state = {} AND lease_until <= {} THEN {}::smallint ELSE state END",
@@ -87,9 +99,10 @@ mod tests {
     use super::*;
 
     /// The statements by name, to compare one defect's set with the good one.
-    fn by_name(sql: &Statements) -> [(&'static str, &str); 13] {
+    fn by_name(sql: &Statements) -> [(&'static str, &str); 16] {
         [
             ("schema", &sql.schema),
+            ("claim_new", &sql.claim_new),
             ("claim", &sql.claim),
             ("finish", &sql.finish),
             ("renew", &sql.renew),
@@ -101,6 +114,8 @@ mod tests {
             ("confirm", &sql.confirm),
             ("sweep", &sql.sweep),
             ("list", &sql.list),
+            ("page_first", &sql.page_first),
+            ("page_after", &sql.page_after),
             ("count", &sql.count),
         ]
     }
@@ -115,7 +130,9 @@ mod tests {
                 format!("AND {} AND {FENCE_IS_CURRENT}", finish_state_guard()),
             ),
             KnownBad::ClaimByClientClock => ("claim", claim_lapsed_by(&now(3))),
-            KnownBad::ClaimWithoutGuard => ("claim", "WHERE".into()),
+            KnownBad::ClaimWithoutGuard | KnownBad::ClaimTrustsItsRead => {
+                ("claim", claim_guard(&claim_lapsed_by(&now(3))))
+            }
             KnownBad::ReadComputesExpiry => ("read", format!("SELECT {STORED_STATE},")),
         }
     }
@@ -164,5 +181,17 @@ mod tests {
             "{}",
             bad.claim
         );
+    }
+
+    #[test]
+    fn only_a_claim_without_its_guards_skips_the_reads_refusal() {
+        for defect in KnownBad::ALL {
+            let bad = Statements::new("tasks", "bigint").known_bad(defect);
+            let skips = matches!(
+                defect,
+                KnownBad::ClaimWithoutGuard | KnownBad::ClaimByClientClock
+            );
+            assert_eq!(bad.claim_ignores_read, skips, "{defect:?}");
+        }
     }
 }

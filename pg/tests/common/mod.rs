@@ -1,9 +1,10 @@
 //! One throwaway cluster per test binary, one table per test.
 #![allow(dead_code)]
 
+pub mod adapter;
 pub mod proxy;
 
-use async_tasks_recorder_pg::cluster::Cluster;
+use async_tasks_recorder_pg::cluster::{Cluster, Pooler};
 use async_tasks_recorder_pg::{Config, Key, PgRecorder, Statements};
 use std::future::Future;
 use std::sync::OnceLock;
@@ -15,6 +16,31 @@ use std::time::Duration;
 pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| Cluster::start().unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// The database the pooled recorders use: its defaults bound statements
+/// and lock waits on the server, as `ALTER ROLE … SET` would in production
+/// (a pooler takes no start-up options).
+pub const POOLED_DATABASE: &str = "pooled";
+
+/// The binary's PgBouncer, in transaction mode with a pool of 2 server
+/// connections, in front of [`cluster`]; stopped by its watchdog when this
+/// process exits.
+pub fn pooler() -> &'static Pooler {
+    static POOLER: OnceLock<Pooler> = OnceLock::new();
+    POOLER.get_or_init(|| {
+        let cluster = cluster();
+        for sql in [
+            format!("CREATE DATABASE {POOLED_DATABASE}"),
+            format!("ALTER DATABASE {POOLED_DATABASE} SET statement_timeout = '20s'"),
+            format!("ALTER DATABASE {POOLED_DATABASE} SET lock_timeout = '5s'"),
+        ] {
+            cluster
+                .psql("postgres", &sql)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        Pooler::start(cluster, 2).unwrap_or_else(|e| panic!("{e}"))
+    })
 }
 
 /// A fresh table name, unique in this binary.
@@ -45,8 +71,16 @@ pub async fn recorder_on<K: Key>(name: &str, settings: Config) -> PgRecorder<K> 
 
 /// A recorder on table `table` with the given statements (installed).
 pub async fn with_statements<K: Key>(sql: Statements, settings: Config) -> PgRecorder<K> {
-    let recorder =
-        PgRecorder::with_statements(cluster().config("postgres"), sql, settings).unwrap();
+    with_statements_on(cluster().config("postgres"), sql, settings).await
+}
+
+/// A recorder of `config` with the given statements (installed).
+pub async fn with_statements_on<K: Key>(
+    config: tokio_postgres::Config,
+    sql: Statements,
+    settings: Config,
+) -> PgRecorder<K> {
+    let recorder = PgRecorder::with_statements(config, sql, settings).unwrap();
     recorder.install().await.unwrap();
     recorder
 }

@@ -63,14 +63,9 @@ impl Counts {
     }
 }
 
-/// One page of a listing: ids in order, and the cursor of the next page.
-#[derive(Clone, Debug, Default, Eq, PartialEq)]
-pub struct Page {
-    /// Up to `limit` ids, sorted, each greater than `after`.
-    pub ids: Vec<String>,
-    /// The `after` of the next page: the last id, when the page is full.
-    pub next: Option<String>,
-}
+/// One page of a listing: ids in order, and the cursor of the next page
+/// (the recorders' own pages).
+pub type Page = async_tasks_recorder::Page<String>;
 
 /// A recorder that could not answer (the database is unreachable, say).
 #[derive(Clone, Debug, Eq, PartialEq)]
@@ -125,37 +120,15 @@ pub trait Backend: Send + Sync + 'static {
     /// Refunds a paid `id`: a compensating ledger row, and a new epoch.
     fn revoke(&self, id: String) -> impl Future<Output = Result<Revoked, BackendError>> + Send;
 
-    /// Every id now in `state`, in no particular order.
-    fn list(
-        &self,
-        state: TaskState,
-    ) -> impl Future<Output = Result<Vec<String>, BackendError>> + Send;
-
     /// Ids per state.
     fn counts(&self) -> impl Future<Output = Result<Counts, BackendError>> + Send;
 
-    /// The ids in `state` after `after`, at most `limit` of them. The one
-    /// place paging is done: over the whole listing for now; a recorder
-    /// that pages itself replaces this body with its own call.
+    /// The ids in `state` after `after` (from the first if empty), at most
+    /// `limit` of them, in order: one keyset page of the recorder's own.
     fn list_page(
         &self,
         state: TaskState,
         after: &str,
         limit: usize,
-    ) -> impl Future<Output = Result<Page, BackendError>> + Send {
-        async move {
-            let mut ids: Vec<String> = self
-                .list(state)
-                .await?
-                .into_iter()
-                .filter(|id| id.as_str() > after)
-                .collect();
-            ids.sort_unstable();
-            ids.truncate(limit);
-            let next = (limit > 0 && ids.len() == limit)
-                .then(|| ids.last().cloned())
-                .flatten();
-            Ok(Page { ids, next })
-        }
-    }
+    ) -> impl Future<Output = Result<Page, BackendError>> + Send;
 }

@@ -4,7 +4,7 @@
 //! while the id still reads `Success` and refuses launches, so no launch
 //! can read a stale one), and one fence counter for the process.
 
-use crate::backend::{Backend, BackendError, Counts, Payment, Revoked, Started, Work};
+use crate::backend::{Backend, BackendError, Counts, Page, Payment, Revoked, Started, Work};
 use async_tasks_recorder::{AsyncTasksRecorder, RevokeFailReason, TaskState};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -179,8 +179,14 @@ impl Backend for Memory {
         }
     }
 
-    async fn list(&self, state: TaskState) -> Result<Vec<String>, BackendError> {
-        Ok(self.recorder.list_tasks(state))
+    async fn list_page(
+        &self,
+        state: TaskState,
+        after: &str,
+        limit: usize,
+    ) -> Result<Page, BackendError> {
+        let after = (!after.is_empty()).then(|| after.to_owned());
+        Ok(self.recorder.list_page(state, after.as_ref(), limit))
     }
 
     async fn counts(&self) -> Result<Counts, BackendError> {

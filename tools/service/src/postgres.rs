@@ -5,7 +5,7 @@
 //! lease (stalled, or killed mid-payment) pays nothing; a refund is written
 //! the same way with the revoke's finish.
 
-use crate::backend::{Backend, BackendError, Counts, Payment, Revoked, Started, Work};
+use crate::backend::{Backend, BackendError, Counts, Page, Payment, Revoked, Started, Work};
 use crate::trace;
 use async_tasks_recorder_pg::{
     Attempt, Config, Finish, LaunchRefusal, Outcome, PgRecorder, RevokeRefusal, Sweeper, TaskState,
@@ -221,8 +221,17 @@ impl Backend for Postgres {
         }
     }
 
-    async fn list(&self, state: TaskState) -> Result<Vec<String>, BackendError> {
-        Ok(self.recorder.list(state).await?)
+    async fn list_page(
+        &self,
+        state: TaskState,
+        after: &str,
+        limit: usize,
+    ) -> Result<Page, BackendError> {
+        let after = (!after.is_empty()).then(|| after.to_owned());
+        Ok(self
+            .recorder
+            .list_page(state, after.as_ref(), limit)
+            .await?)
     }
 
     async fn counts(&self) -> Result<Counts, BackendError> {

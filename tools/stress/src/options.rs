@@ -90,6 +90,13 @@ pub struct Options {
     /// throwaway cluster is started and removed [postgres only].
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// Reach the database through PgBouncer in transaction mode, started in
+    /// front of the run's own cluster with a pool of 8 server connections:
+    /// the recorders send unnamed statements and set nothing at start-up
+    /// [postgres only; not with --database-url].
+    #[arg(long)]
+    #[serde(default)]
+    pub pooler: bool,
     /// The lease of every claim, in milliseconds [100..=60000; postgres only].
     #[arg(long, allow_negative_numbers = true, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub lease_ms: u64,

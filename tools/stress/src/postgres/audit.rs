@@ -205,7 +205,7 @@ pub async fn gather(
     ids: u64,
 ) -> Result<Evidence, String> {
     let client = connect(admin).await?;
-    let recorder = recorder(url, COORDINATOR_APP, lease, None)?;
+    let recorder = recorder(url, COORDINATOR_APP, lease, None, false)?;
     // Past the longest lease no worker renews anything: the sweep must
     // leave no row Working or Revoking.
     tokio::time::sleep(lease + Duration::from_millis(200)).await;

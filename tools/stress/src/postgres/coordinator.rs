@@ -35,7 +35,7 @@ pub fn run(runtime: &tokio::runtime::Runtime, options: Options) -> Result<ExitCo
         );
     }
     let lease = Duration::from_millis(options.lease_ms);
-    let admin = database.config(COORDINATOR_APP)?;
+    let admin = database.admin_config(COORDINATOR_APP)?;
     runtime.block_on(database.fresh_recorder(COORDINATOR_APP, lease, true))?;
     let seconds = options.duration.unwrap_or(DEFAULT_SECS);
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
@@ -71,7 +71,7 @@ pub fn run(runtime: &tokio::runtime::Runtime, options: Options) -> Result<ExitCo
         .for_each(|arrival| totals.take(arrival));
 
     let audit_began = Instant::now();
-    let evidence = runtime.block_on(audit::gather(&database.url, &admin, lease, options.ids))?;
+    let evidence = runtime.block_on(audit::gather(&database.direct, &admin, lease, options.ids))?;
     let audit_time = audit_began.elapsed();
     let mut violations = audit::check(&evidence, &totals.acked, &totals.stale, lease);
     let zombie_stale_finishes = injector.done.zombie_stale_finishes(&totals.stale);

@@ -45,7 +45,7 @@ pub async fn run(options: Options) -> Result<ExitCode, String> {
         .clone()
         .ok_or("a worker needs --database-url")?;
     let lease = Duration::from_millis(options.lease_ms);
-    let recorder = recorder(&url, WORKER_APP, lease, options.sabotage)?;
+    let recorder = recorder(&url, WORKER_APP, lease, options.sabotage, options.pooler)?;
     if let Some(skew) = client_clock_skew(options.sabotage, slot, lease) {
         recorder.skew_client_clock(skew);
     }
@@ -54,7 +54,7 @@ pub async fn run(options: Options) -> Result<ExitCode, String> {
     let worker = Arc::new(WorkerProcess {
         slot,
         recorder,
-        ledger_config: ledger_config(&url, lease)?,
+        ledger_config: ledger_config(&url, lease, options.pooler)?,
         ids: options.ids,
         fail_rate: options.fail_rate,
         deadline: Instant::now()
@@ -263,9 +263,16 @@ impl WorkerProcess {
         );
         let slot = self.slot as i64;
         let tx = client.transaction().await.map_err(|e| e.to_string())?;
-        tx.execute(
+        // Unnamed, so that it runs behind a pooler in transaction mode too.
+        let int8 = tokio_postgres::types::Type::INT8;
+        tx.execute_typed(
             "INSERT INTO stress_ledger (id, epoch, fence, process) VALUES ($1, $2, $3, $4)",
-            &[&id, &epoch, &fence, &slot],
+            &[
+                (&id, int8.clone()),
+                (&epoch, int8.clone()),
+                (&fence, int8.clone()),
+                (&slot, int8),
+            ],
         )
         .await
         .map_err(|e| e.to_string())?;
