@@ -127,7 +127,7 @@ impl Uncommitted {
         let row = client
             .query_one(
                 &format!(
-                    "UPDATE {name} SET state = $1, fence = nextval('{name}_fence'),
+                    "UPDATE {name} SET state = $1, fence = nextval('\"{name}$fence\"'),
                        lease_until = clock_timestamp() + interval '1 hour'
                      WHERE id = 1 RETURNING fence"
                 ),
@@ -151,7 +151,7 @@ impl Uncommitted {
                     .query_one(
                         "SELECT count(*) FROM pg_stat_activity
                          WHERE wait_event_type = 'Lock' AND query LIKE $1",
-                        &[&format!("UPDATE {name} %")],
+                        &[&format!("UPDATE \"{name}\" %")],
                     )
                     .await
                     .unwrap()
