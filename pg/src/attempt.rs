@@ -3,9 +3,11 @@
 //! caller's transaction), and the drop guard that finishes an abandoned
 //! attempt with `Err`.
 
+use crate::bounds::Limits;
 use crate::bounds::millis;
 use crate::db::{Db, Holding, Key, with_setting};
-use crate::error::{Bound, Error};
+use crate::error::Error;
+use crate::switches::Mutant;
 use crate::trace::{call, on_lease, traced};
 use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase};
 use std::future::Future;
@@ -23,8 +25,10 @@ pub enum Finish {
     Applied,
     /// The fence was not current (the lease ran out and the id was expired
     /// or taken over), or this attempt was already finished: nothing
-    /// changed. An `Err` finish whose row has since moved on also reads
-    /// `Stale`: either way the attempt ended without success.
+    /// changed. (An in-doubt finish is answered `Applied` when the row
+    /// holds this attempt's fence in the state the finish would leave,
+    /// whoever wrote it, the sweep included; `Stale` only when the row
+    /// proves no send applied; [`Error::InDoubt`] otherwise.)
     Stale,
 }
 
@@ -213,50 +217,7 @@ impl<K: Key> Attempt<K> {
         if !self.take() {
             return Ok(Finish::Stale);
         }
-        let write = self.holding.finish_name();
-        // The latest send that may have applied, and the latest error that
-        // proves its send did not.
-        let mut doubt: Option<Error> = None;
-        let mut last: Option<Error> = None;
-        for round in 0..5u32 {
-            if round > 0 {
-                tokio::time::sleep(Duration::from_millis(20 << round)).await;
-            }
-            if doubt.is_some() {
-                match resolve(&self.db, &self.lease, self.holding, outcome).await {
-                    Ok(Resolution::Finished(done)) => return Ok(done),
-                    Ok(Resolution::Unapplied) | Err(_) => {}
-                    Ok(Resolution::Unprovable) => return Err(in_doubt(write, doubt)),
-                }
-            }
-            match self.send_finish(outcome, None).await {
-                Ok(true) => return Ok(Finish::Applied),
-                Ok(false) if doubt.is_none() => return Ok(Finish::Stale),
-                // A resend matched nothing: an earlier send may have
-                // applied after all, so only the row can answer. (Once a
-                // fence guard is false it never turns true again, so the
-                // row cannot show this attempt holding the id any more.)
-                Ok(false) => {
-                    return match resolve(&self.db, &self.lease, self.holding, outcome).await {
-                        Ok(Resolution::Finished(done)) => Ok(done),
-                        _ => Err(in_doubt(write, doubt)),
-                    };
-                }
-                Err(e) => match e.after_sending(write) {
-                    e if e.is_in_doubt() => doubt = Some(e),
-                    // The server refused it with an ERROR and nothing
-                    // earlier is in doubt: a definite answer.
-                    e if e.rolled_back() && doubt.is_none() => return Err(e),
-                    // Never sent (no connection), or refused while an
-                    // earlier send is in doubt: another round.
-                    e => last = Some(e),
-                },
-            }
-        }
-        Err(match doubt {
-            Some(doubt) => doubt,
-            None => last.unwrap_or_else(|| in_doubt(write, None)),
-        })
+        finish_rounds(&self.db, &self.lease, outcome).await
     }
 
     /// The fenced finish inside the caller's transaction `tx`, so the
@@ -296,7 +257,7 @@ impl<K: Key> Attempt<K> {
             }
             let aborted = match &sent {
                 Ok(true) => return Ok(Finish::Applied),
-                _ => abort(tx, self.db.limits().reply()).await,
+                _ => abort(tx, self.db.limits()).await,
             };
             match (sent, aborted) {
                 (Ok(_), Ok(())) => Ok(Finish::Stale),
@@ -307,6 +268,70 @@ impl<K: Key> Attempt<K> {
         };
         traced(span, finished).await
     }
+}
+
+/// The rounds of an autocommit finish of `lease` (see [`Attempt::finish`]):
+/// the caller's finish and the drop guard's alike.
+async fn finish_rounds<K: Key>(
+    db: &Db,
+    lease: &Lease<K>,
+    outcome: Outcome,
+) -> Result<Finish, Error> {
+    let write = lease.holding().finish_name();
+    // The latest send that may have applied, and the latest error that
+    // proves its send did not.
+    let mut doubt: Option<Error> = None;
+    let mut last: Option<Error> = None;
+    for round in 0..5u32 {
+        if round > 0 {
+            tokio::time::sleep(Duration::from_millis(20 << round)).await;
+        }
+        if doubt.is_some() {
+            match resolve(db, lease, lease.holding(), outcome).await {
+                Ok(Resolution::Finished(done)) => return Ok(done),
+                Ok(Resolution::Unapplied) | Err(_) => {}
+                Ok(Resolution::Unprovable) => return Err(in_doubt(write, doubt)),
+            }
+        }
+        match db
+            .finish(lease.id(), lease.fence(), lease.holding(), outcome, None)
+            .await
+        {
+            Ok(true) => return Ok(Finish::Applied),
+            Ok(false) if doubt.is_none() => return Ok(Finish::Stale),
+            // A resend matched nothing: an earlier send may have
+            // applied after all, so only the row can answer. (Once a
+            // fence guard is false it never turns true again, so the
+            // row cannot show this attempt holding the id any more.)
+            Ok(false) if db.switches.mutant(Mutant::ResentFinishStale) => {
+                return Ok(Finish::Stale);
+            }
+            Ok(false) => {
+                return match resolve(db, lease, lease.holding(), outcome).await {
+                    Ok(Resolution::Finished(done)) => Ok(done),
+                    _ => Err(in_doubt(write, doubt)),
+                };
+            }
+            Err(e) => match e.after_sending(write) {
+                e if e.is_in_doubt() => doubt = Some(e),
+                // The server refused it with an ERROR and nothing
+                // earlier is in doubt: a definite answer. (A wait on
+                // the row's lock past the bound is tried again: the
+                // lock's holder may let go, and an answer now would
+                // leave the id held until its lease runs out.)
+                e if e.rolled_back() && doubt.is_none() && !e.waited_past_the_lock_bound() => {
+                    return Err(e);
+                }
+                // Never sent (no connection), or refused while an
+                // earlier send is in doubt: another round.
+                e => last = Some(e),
+            },
+        }
+    }
+    Err(match doubt {
+        Some(doubt) => doubt,
+        None => last.unwrap_or_else(|| in_doubt(write, None)),
+    })
 }
 
 /// An [`Error::InDoubt`] of `write`, cut short by `cause` if known.
@@ -367,20 +392,15 @@ pub(crate) async fn detached<T: Send + 'static>(
 /// that a caller who commits anyway commits nothing: the raised error puts
 /// `tx` in the failed state, where the server answers `COMMIT` with a
 /// rollback. A transaction the server already failed answers `25P02`,
-/// which proves the same. Waits for the answer up to `bound`.
-async fn abort(tx: &Transaction<'_>, bound: Duration) -> Result<(), Error> {
+/// which proves the same. Waits for the answer up to the reply bound.
+async fn abort(tx: &Transaction<'_>, limits: &Limits) -> Result<(), Error> {
     const RAISE: &str = "DO $$ BEGIN RAISE EXCEPTION USING
         MESSAGE = 'the fenced finish did not apply: this transaction cannot commit',
         ERRCODE = 'P0001'; END $$";
-    let raised = match tokio::time::timeout(bound, tx.batch_execute(RAISE)).await {
-        Ok(raised) => raised.map_err(Error::from),
-        Err(_) => {
-            return Err(Error::Timeout {
-                bound: Bound::Statement,
-                after: bound,
-            });
-        }
-    };
+    let raised = limits
+        .reply_within(async { Ok(tx.batch_execute(RAISE).await) })
+        .await?
+        .map_err(Error::from);
     match raised {
         // The answers that prove the transaction aborted.
         Err(Error::Db(e))
@@ -404,11 +424,9 @@ impl<K: Key> Drop for Attempt<K> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (db, lease, holding) = (self.db.clone(), self.lease.clone(), self.holding);
+        let (db, lease) = (self.db.clone(), self.lease.clone());
         runtime.spawn(async move {
-            let _ = db
-                .finish(lease.id(), lease.fence(), holding, Outcome::Err, None)
-                .await;
+            let _ = finish_rounds(&db, &lease, Outcome::Err).await;
         });
     }
 }
@@ -452,11 +470,22 @@ pub(crate) async fn resolve<K: Key>(
                 true
             } else if now.epoch == lease.epoch() {
                 false
+            } else if db.switches.mutant(Mutant::ResolvedByEpoch) {
+                true
             } else {
                 return Ok(Resolution::Unprovable);
             }
         }
-        (Holding::Work, Outcome::Err) => now.fence == mine && now.phase == Phase::Failed,
+        // An `Err` end leaves the fence it carried in its ending state; a
+        // row that has moved on since (to a later grant) no longer tells
+        // whether it was this end, the sweep, or nothing: in doubt.
+        (Holding::Work, Outcome::Err) => {
+            if now.fence == mine && now.phase == Phase::Failed {
+                true
+            } else {
+                return Ok(Resolution::Unprovable);
+            }
+        }
         // An ended epoch proves which revoke ended it only while its row is
         // still the `NotFound` that end left: a revoke end keeps the row's
         // fence, and one end per epoch applies. Later grants overwrite the
@@ -470,7 +499,13 @@ pub(crate) async fn resolve<K: Key>(
                 return Ok(Resolution::Unprovable);
             }
         }
-        (Holding::Revoke, Outcome::Err) => now.fence == mine && now.phase == Phase::Success,
+        (Holding::Revoke, Outcome::Err) => {
+            if now.fence == mine && now.phase == Phase::Success {
+                true
+            } else {
+                return Ok(Resolution::Unprovable);
+            }
+        }
     };
     // The row read may be a commit whose synchronous wait was cancelled:
     // visible here, but not yet on the standby a promotion would make the
@@ -491,10 +526,14 @@ pub(crate) async fn resolve<K: Key>(
 async fn renew_loop<K: Key>(db: Arc<Db>, lease: Lease<K>, stop: CancellationToken, sent: Instant) {
     let period = db.lease();
     let lost = &lease.inner.lost;
-    let mut acknowledged = sent;
+    let mut acknowledged = match db.switches.mutant(Mutant::LeaseClockFromReply) {
+        true => Instant::now(),
+        false => sent,
+    };
     loop {
         let lapse = acknowledged + period;
         tokio::select! {
+            biased;
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep_until(lapse), if !lost.is_cancelled() => {
                 lost.cancel();
@@ -507,9 +546,13 @@ async fn renew_loop<K: Key>(db: Arc<Db>, lease: Lease<K>, stop: CancellationToke
         }
         let sent = Instant::now();
         tokio::select! {
+            biased;
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep_until(lapse), if !lost.is_cancelled() => lost.cancel(),
             renewed = db.renew(lease.id(), lease.fence()) => match renewed {
+                Ok(true) if db.switches.mutant(Mutant::LeaseClockFromReply) => {
+                    acknowledged = Instant::now();
+                }
                 Ok(true) => acknowledged = sent,
                 Ok(false) => {
                     lost.cancel();

@@ -20,6 +20,8 @@
 //! [`Error::Timeout`]: crate::Error::Timeout
 
 use crate::db::with_setting;
+use crate::error::{Bound, Error};
+use std::future::Future;
 use std::time::Duration;
 
 /// Time limits of the calls of one recorder. A field left `None` is
@@ -73,6 +75,23 @@ impl Limits {
         self.statement + self.statement / 10
     }
 
+    /// `reply`, or [`Error::Timeout`] on the statement bound once the
+    /// client's reply bound ([`reply`](Self::reply)) has passed without it.
+    pub(crate) async fn reply_within<T>(
+        &self,
+        reply: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        within(self.reply(), Bound::Statement, reply).await
+    }
+
+    /// `connection`, or [`Error::Timeout`] on the connection bound.
+    pub(crate) async fn connection_within<T>(
+        &self,
+        connection: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        within(self.connection, Bound::Connection, connection).await
+    }
+
     /// Sets the server's timeouts and the socket's on `config`, after the
     /// options already set, so these win.
     pub(crate) fn apply(&self, config: &mut tokio_postgres::Config) {
@@ -121,6 +140,19 @@ fn whole_seconds(d: Duration) -> Duration {
 /// most the settings' largest value.
 pub(crate) fn millis(d: Duration) -> u128 {
     d.as_millis().clamp(1, i32::MAX as u128)
+}
+
+/// `call`, or [`Error::Timeout`] on `bound` once `after` has passed
+/// without it (`call` is then dropped).
+async fn within<T>(
+    after: Duration,
+    bound: Bound,
+    call: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(after, call).await {
+        Ok(done) => done,
+        Err(_) => Err(Error::Timeout { bound, after }),
+    }
 }
 
 #[cfg(test)]

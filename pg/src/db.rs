@@ -10,16 +10,18 @@
 
 use crate::bounds::Limits;
 use crate::connect::ClosingOnWarnings;
-use crate::error::{Bound, Error};
+use crate::error::Error;
 use crate::schema;
 use crate::sql::{Statements, phase_of, phases_read_as, state_code};
+pub(crate) use crate::store::column;
+use crate::store::{Connection, Param, PoolOf, RowRef, Rows, Store, Which, typed};
 use crate::switches::Switches;
 use async_tasks_recorder::spec::{Epoch, Fence, Outcome, Phase, TaskState};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio_postgres::Transaction;
 use tokio_postgres::types::{FromSqlOwned, ToSql, Type};
-use tokio_postgres::{Row, Transaction};
 
 /// The stored codes of the phases that read as `state`: one, and a second
 /// for `Success` (`Revoking` reads as it); `None` for `NotFound`, which
@@ -80,7 +82,7 @@ impl Stored {
     };
 
     /// Decodes a row of the read: `(state, epoch, fence, success_fence, lapsed)`.
-    fn from_row(row: &Row) -> Result<Stored, Error> {
+    fn from_row(row: RowRef<'_>) -> Result<Stored, Error> {
         let state: i16 = column(row, 0, "state")?;
         let epoch: i64 = column(row, 1, "epoch")?;
         let fence: i64 = column(row, 2, "fence")?;
@@ -95,23 +97,9 @@ impl Stored {
     }
 }
 
-/// Column `index` of `row`, named `name` in errors: a value of another
-/// type (a table of that name made by something else) is an error, never
-/// a panic.
-pub(crate) fn column<T: FromSqlOwned>(
-    row: &Row,
-    index: usize,
-    name: &'static str,
-) -> Result<T, Error> {
-    row.try_get(index).map_err(|error| Error::Column {
-        column: name,
-        error,
-    })
-}
-
 /// What a grant statement returned: `(epoch, fence)` of the new attempt
 /// from its row `(fence, epoch)`, or `None` if its guard admitted no row.
-fn row_grant(rows: Vec<Row>) -> Result<Option<(Epoch, Fence)>, Error> {
+fn row_grant(rows: Rows) -> Result<Option<(Epoch, Fence)>, Error> {
     let Some(row) = rows.first() else {
         return Ok(None);
     };
@@ -147,14 +135,6 @@ impl Holding {
     }
 }
 
-/// A statement parameter.
-type Param<'a> = &'a (dyn ToSql + Sync);
-
-/// `params` with their `types`, for an unnamed statement.
-fn typed<'a>(types: &[Type], params: &[Param<'a>]) -> Vec<(Param<'a>, Type)> {
-    params.iter().copied().zip(types.iter().cloned()).collect()
-}
-
 /// A lease or interval in microseconds, refusing zero and overflow.
 fn positive_micros(d: Duration) -> Result<i64, Error> {
     i64::try_from(d.as_micros())
@@ -169,12 +149,11 @@ const INSTALL_BOUND: Duration = Duration::from_secs(60);
 /// One recorder's connection to its table, shared by its clones and
 /// attempts.
 pub(crate) struct Db {
-    /// The connections of the user's calls and of finishes.
-    pool: Pool,
-    /// The connections of renewals only: user calls waiting on a locked
-    /// row, or a burst of them, cannot starve the renewals of other ids'
-    /// leases.
-    renewals: Pool,
+    /// Where the statements go: the connections of the user's calls and of
+    /// finishes, and those of renewals only (user calls waiting on a
+    /// locked row, or a burst of them, cannot starve the renewals of other
+    /// ids' leases).
+    store: Store,
     limits: Limits,
     sql: Statements,
     key_type: Type,
@@ -221,6 +200,19 @@ pub(crate) struct Connections {
     pub(crate) pooler: bool,
 }
 
+impl Connections {
+    /// The connection settings of `settings`.
+    pub(crate) fn of(settings: &crate::Config) -> Connections {
+        Connections {
+            lease: settings.lease,
+            limits: Limits::of(settings.bounds, settings.lease),
+            pool_size: settings.pool_size,
+            renewal_pool_size: settings.renewal_pool_size,
+            pooler: settings.pooler,
+        }
+    }
+}
+
 /// Behind a pooler, what [`SESSION_SETTINGS`] would have set, read from the
 /// server: the role's (or database's, or server's) defaults, which every
 /// session the pooler opens starts with.
@@ -230,7 +222,7 @@ const DEFAULTS: &str =
 
 /// Why the server's defaults, read by [`DEFAULTS`], are not those the
 /// proofs assume, with the line that sets each; `None` if they are.
-fn defaults_refused(row: &Row) -> Result<Option<String>, Error> {
+fn defaults_refused(row: &tokio_postgres::Row) -> Result<Option<String>, Error> {
     let user: String = column(row, 0, "current_user")?;
     let isolation: String = column(row, 1, "default_transaction_isolation")?;
     let commit: String = column(row, 2, "synchronous_commit")?;
@@ -286,13 +278,41 @@ impl Db {
             connections.limits.apply(&mut config);
         }
         Ok(Db {
-            pool: pool(config.clone(), connections.pool_size)?,
-            renewals: pool(config, connections.renewal_pool_size)?,
+            store: Store::Postgres {
+                calls: pool(config.clone(), connections.pool_size)?,
+                renewals: pool(config, connections.renewal_pool_size)?,
+            },
             limits: connections.limits,
             sql,
             key_type,
             lease_micros,
             pooler: connections.pooler,
+            settled_defaults: AtomicBool::new(false),
+            switches: Switches::default(),
+        })
+    }
+
+    /// The handle of a recorder on the simulated database `server`, with
+    /// the pools and bounds of `connections`.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn simulated(
+        server: &std::sync::Arc<crate::sim::Server>,
+        sql: Statements,
+        key_type: Type,
+        connections: Connections,
+    ) -> Result<Db, Error> {
+        let pools = server.pools(
+            connections.pool_size,
+            connections.renewal_pool_size,
+            connections.limits.lock,
+        );
+        Ok(Db {
+            store: Store::Simulated(pools),
+            limits: connections.limits,
+            sql,
+            key_type,
+            lease_micros: positive_micros(connections.lease)?,
+            pooler: false,
             settled_defaults: AtomicBool::new(false),
             switches: Switches::default(),
         })
@@ -319,7 +339,13 @@ impl Db {
     /// so the install's lock wait and statements have a bound of their own,
     /// [`INSTALL_BOUND`], whatever the calls' bounds.
     pub(crate) async fn install(&self) -> Result<(), Error> {
-        let mut client = self.pool.get().await?;
+        let calls = match &self.store {
+            Store::Postgres { calls, .. } => calls,
+            // The simulated database has its table from the start.
+            #[cfg(feature = "test-hooks")]
+            Store::Simulated(_) => return Ok(()),
+        };
+        let mut client = calls.get().await?;
         let tx = client.transaction().await?;
         let bound = crate::bounds::millis(INSTALL_BOUND);
         tx.batch_execute(&format!(
@@ -337,13 +363,8 @@ impl Db {
     }
 
     /// Runs one statement on a connection of the user's pool.
-    async fn run(
-        &self,
-        sql: &str,
-        types: &[Type],
-        params: &[Param<'_>],
-    ) -> Result<Vec<Row>, Error> {
-        self.run_on(&self.pool, sql, types, params).await
+    async fn run(&self, which: Which, types: &[Type], params: &[Param<'_>]) -> Result<Rows, Error> {
+        self.run_on(PoolOf::Calls, which, types, params).await
     }
 
     /// Runs one statement on a connection of `pool`, within the bounds: a
@@ -353,41 +374,40 @@ impl Db {
     /// stopped answering.
     async fn run_on(
         &self,
-        pool: &Pool,
-        sql: &str,
+        pool: PoolOf,
+        which: Which,
         types: &[Type],
         params: &[Param<'_>],
-    ) -> Result<Vec<Row>, Error> {
+    ) -> Result<Rows, Error> {
         let limits = &self.limits;
-        let client = match tokio::time::timeout(limits.connection, pool.get()).await {
-            Ok(client) => client?,
-            Err(_) => {
-                return Err(Error::Timeout {
-                    bound: Bound::Connection,
-                    after: limits.connection,
-                });
-            }
-        };
+        let connection = limits
+            .connection_within(self.store.connection(pool))
+            .await?;
         let reply = async {
-            if self.pooler {
-                self.check_defaults(&client).await?;
+            match &connection {
+                Connection::Postgres(client) => {
+                    let sql = self.sql.text(which);
+                    if self.pooler {
+                        self.check_defaults(client).await?;
+                    }
+                    if self.pooler && !self.switches.named_statements() {
+                        let rows = client.query_typed(sql, &typed(types, params)).await?;
+                        return Ok(Rows::Postgres(rows));
+                    }
+                    let statement = client.prepare_typed_cached(sql, types).await?;
+                    Ok(Rows::Postgres(client.query(&statement, params).await?))
+                }
+                #[cfg(feature = "test-hooks")]
+                Connection::Simulated(connection) => Ok(Rows::Simulated(
+                    connection.query(which, types, params).await?,
+                )),
             }
-            if self.pooler && !self.switches.named_statements() {
-                return Ok(client.query_typed(sql, &typed(types, params)).await?);
-            }
-            let statement = client.prepare_typed_cached(sql, types).await?;
-            Ok(client.query(&statement, params).await?)
         };
-        match tokio::time::timeout(limits.reply(), reply).await {
-            Ok(rows) => rows,
-            Err(_) => {
-                drop(deadpool_postgres::Object::take(client));
-                Err(Error::Timeout {
-                    bound: Bound::Statement,
-                    after: limits.reply(),
-                })
-            }
+        let rows = limits.reply_within(reply).await;
+        if matches!(rows, Err(Error::Timeout { .. })) {
+            connection.discard();
         }
+        rows
     }
 
     /// Behind a pooler, before the first statement: the server's defaults
@@ -417,17 +437,17 @@ impl Db {
     /// statement (a database error) is not retried.
     async fn run_idempotent(
         &self,
-        sql: &str,
+        which: Which,
         types: &[Type],
         params: &[Param<'_>],
-    ) -> Result<Vec<Row>, Error> {
+    ) -> Result<Rows, Error> {
         // The pool's size is read only once a connection broke: a read is
         // the refusal's whole cost, and the status takes the pool's lock.
         let mut tries = None;
         loop {
-            match self.run(sql, types, params).await {
+            match self.run(which, types, params).await {
                 Err(e) if e.broke_connection() => {
-                    let left = tries.get_or_insert_with(|| self.pool.status().max_size);
+                    let left = tries.get_or_insert_with(|| self.store.pool_size(PoolOf::Calls));
                     if *left == 0 {
                         return Err(e);
                     }
@@ -447,7 +467,7 @@ impl Db {
     pub(crate) async fn read_row(&self, id: Param<'_>) -> Result<Option<Stored>, Error> {
         let rows = self
             .run_idempotent(
-                &self.sql.read,
+                Which::Read,
                 &[self.key_type.clone(), Type::INT8],
                 &[id, &self.switches.shift()],
             )
@@ -481,7 +501,7 @@ impl Db {
             Holding::Work if absent => {
                 let types = [self.key_type.clone(), Type::INT8];
                 let params: [Param; 2] = [id, &self.lease_micros];
-                self.run(&self.sql.claim_new, &types, &params).await?
+                self.run(Which::ClaimNew, &types, &params).await?
             }
             Holding::Work => {
                 #[cfg(feature = "test-hooks")]
@@ -494,16 +514,16 @@ impl Db {
                     ];
                     let client_now = self.switches.client_now();
                     let params: [Param; 4] = [id, &self.lease_micros, &shift, &client_now];
-                    return row_grant(self.run(&self.sql.claim, &types, &params).await?);
+                    return row_grant(self.run(Which::ClaimByClientClock, &types, &params).await?);
                 }
                 let types = [self.key_type.clone(), Type::INT8, Type::INT8];
                 let params: [Param; 3] = [id, &self.lease_micros, &shift];
-                self.run(&self.sql.claim, &types, &params).await?
+                self.run(Which::Claim, &types, &params).await?
             }
             Holding::Revoke => {
                 let types = [self.key_type.clone(), Type::INT8, Type::INT8];
                 let params: [Param; 3] = [id, &self.lease_micros, &shift];
-                self.run(&self.sql.revoke_begin, &types, &params).await?
+                self.run(Which::RevokeBegin, &types, &params).await?
             }
         };
         row_grant(rows)
@@ -520,7 +540,7 @@ impl Db {
             &self.switches.shift(),
         ];
         let rows = self
-            .run_on(&self.renewals, &self.sql.renew, &types, &params)
+            .run_on(PoolOf::Renewals, Which::Renew, &types, &params)
             .await?;
         Ok(!rows.is_empty())
     }
@@ -543,32 +563,25 @@ impl Db {
         };
         let state = state_code(finished);
         let ok = outcome == Outcome::Ok;
-        let (sql, third, value): (&str, Type, Param) = match holding {
-            Holding::Work => (&self.sql.finish, Type::INT2, &state),
-            Holding::Revoke => (&self.sql.revoke_end, Type::BOOL, &ok),
+        let (which, third, value): (Which, Type, Param) = match holding {
+            Holding::Work => (Which::Finish, Type::INT2, &state),
+            Holding::Revoke => (Which::RevokeEnd, Type::BOOL, &ok),
         };
         let types = [self.key_type.clone(), Type::INT8, third];
         let params: [Param; 3] = [id, &fence, value];
         let rows = match tx {
             Some(tx) => {
+                let sql = self.sql.text(which);
                 let reply = async {
                     if self.pooler && !self.switches.named_statements() {
-                        return tx.query_typed(sql, &typed(&types, &params)).await;
+                        return Ok(tx.query_typed(sql, &typed(&types, &params)).await?);
                     }
                     let statement = tx.prepare_typed(sql, &types).await?;
-                    tx.query(&statement, &params).await
+                    Ok(tx.query(&statement, &params).await?)
                 };
-                match tokio::time::timeout(self.limits.reply(), reply).await {
-                    Ok(rows) => rows?,
-                    Err(_) => {
-                        return Err(Error::Timeout {
-                            bound: Bound::Statement,
-                            after: self.limits.reply(),
-                        });
-                    }
-                }
+                Rows::Postgres(self.limits.reply_within(reply).await?)
             }
-            None => self.run(sql, &types, &params).await?,
+            None => self.run(which, &types, &params).await?,
         };
         Ok(!rows.is_empty())
     }
@@ -579,7 +592,7 @@ impl Db {
     pub(crate) async fn abandon(&self, id: Param<'_>, fence: Fence) -> Result<bool, Error> {
         let types = [self.key_type.clone(), Type::INT8];
         let rows = self
-            .run(&self.sql.abandon, &types, &[id, &(fence as i64)])
+            .run(Which::Abandon, &types, &[id, &(fence as i64)])
             .await?;
         Ok(!rows.is_empty())
     }
@@ -590,19 +603,15 @@ impl Db {
     /// come, or a closed connection (a cancelled wait: `connect.rs`), is an
     /// error.
     pub(crate) async fn confirm(&self, id: Param<'_>) -> Result<(), Error> {
-        self.run(
-            &self.sql.confirm,
-            std::slice::from_ref(&self.key_type),
-            &[id],
-        )
-        .await?;
+        self.run(Which::Confirm, std::slice::from_ref(&self.key_type), &[id])
+            .await?;
         Ok(())
     }
 
     /// Expires `id` if its lease has run out (the sweep for one id).
     pub(crate) async fn expire_one(&self, id: Param<'_>) -> Result<(), Error> {
         self.run_idempotent(
-            &self.sql.expire_one,
+            Which::ExpireOne,
             &[self.key_type.clone(), Type::INT8],
             &[id, &self.switches.shift()],
         )
@@ -617,7 +626,7 @@ impl Db {
     ) -> Result<Vec<(K, TaskState)>, Error> {
         let rows = self
             .run_idempotent(
-                &self.sql.sweep,
+                Which::Sweep,
                 &[Type::INT8, Type::INT8],
                 &[&self.switches.shift(), &limit],
             )
@@ -642,7 +651,7 @@ impl Db {
             return Ok(Vec::new());
         };
         let rows = self
-            .run_idempotent(&self.sql.list, &[Type::INT2, Type::INT2], &[&first, &last])
+            .run_idempotent(Which::List, &[Type::INT2, Type::INT2], &[&first, &last])
             .await?;
         rows.iter().map(|row| column(row, 0, "id")).collect()
     }
@@ -662,14 +671,14 @@ impl Db {
         let rows = match after {
             None => {
                 let types = [Type::INT2, Type::INT2, Type::INT8];
-                self.run_idempotent(&self.sql.page_first, &types, &codes)
+                self.run_idempotent(Which::PageFirst, &types, &codes)
                     .await?
             }
             Some(after) => {
                 let types = [Type::INT2, Type::INT2, Type::INT8, self.key_type.clone()];
                 let [first, second, limit] = codes;
                 let params: [Param; 4] = [first, second, limit, after];
-                self.run_idempotent(&self.sql.page_after, &types, &params)
+                self.run_idempotent(Which::PageAfter, &types, &params)
                     .await?
             }
         };
@@ -683,11 +692,7 @@ impl Db {
             return Ok(0);
         };
         let rows = self
-            .run_idempotent(
-                &self.sql.count,
-                &[Type::INT2, Type::INT2],
-                &[&first, &second],
-            )
+            .run_idempotent(Which::Count, &[Type::INT2, Type::INT2], &[&first, &second])
             .await?;
         let count: Option<i64> = match rows.first() {
             Some(row) => column(row, 0, "count")?,

@@ -64,6 +64,17 @@ pub enum Error {
     /// takes no start-up options to set them: which, and the `ALTER ROLE`
     /// that sets each. Nothing was sent.
     Settings(String),
+    /// The simulated database's answer (`test-hooks` only): SQLSTATE
+    /// `code`, with the session ended (`fatal`: a reset connection) or the
+    /// statement refused and rolled back.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    Simulated {
+        /// The SQLSTATE.
+        code: &'static str,
+        /// The session ended under the statement.
+        fatal: bool,
+    },
     /// A returned row has a column this crate cannot read: the table of
     /// that name was made by something else (other column types).
     Column {
@@ -123,6 +134,11 @@ impl std::fmt::Display for Error {
             Error::NoRuntime => write!(f, "no tokio runtime to run the task on"),
             Error::Schema(why) => write!(f, "schema refused: {why}"),
             Error::Settings(why) => write!(f, "server defaults refused: {why}"),
+            #[cfg(feature = "test-hooks")]
+            Error::Simulated { code, fatal } => match fatal {
+                true => write!(f, "simulated connection lost ({code})"),
+                false => write!(f, "simulated database error {code}"),
+            },
             Error::Column { column, error } => write!(
                 f,
                 "column {column} of the table holds what this crate does not store: {error}"
@@ -195,18 +211,35 @@ impl Error {
     /// `FATAL` that ended the session): whether the statement committed is
     /// unknown, and another connection may succeed.
     pub(crate) fn broke_connection(&self) -> bool {
-        matches!(self, Error::Db(e) if e.as_db_error().is_none_or(|db| db.severity() == "FATAL"))
+        match self {
+            Error::Db(e) => e.as_db_error().is_none_or(|db| db.severity() == "FATAL"),
+            #[cfg(feature = "test-hooks")]
+            Error::Simulated { fatal, .. } => *fatal,
+            _ => false,
+        }
     }
 
     /// The server refused the statement with an `ERROR`: an autocommit
     /// statement rolled back, and sending it again would be refused again.
     pub(crate) fn rolled_back(&self) -> bool {
-        matches!(self, Error::Db(e) if e.as_db_error().is_some_and(|db| db.severity() == "ERROR"))
+        match self {
+            Error::Db(e) => e.as_db_error().is_some_and(|db| db.severity() == "ERROR"),
+            #[cfg(feature = "test-hooks")]
+            Error::Simulated { fatal, .. } => !*fatal,
+            _ => false,
+        }
     }
 
     /// The server stopped the statement's wait on a row lock at the lock
     /// bound (`lock_timeout`, SQLSTATE 55P03): it rolled back.
     pub(crate) fn waited_past_the_lock_bound(&self) -> bool {
-        matches!(self, Error::Db(e) if e.as_db_error().is_some_and(|db| db.code().code() == "55P03"))
+        match self {
+            Error::Db(e) => e
+                .as_db_error()
+                .is_some_and(|db| db.code().code() == "55P03"),
+            #[cfg(feature = "test-hooks")]
+            Error::Simulated { code, .. } => *code == "55P03",
+            _ => false,
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::attempt::{Attempt, detached};
 use crate::db::{Db, Holding, Key, Stored};
 use crate::error::Error;
 use crate::refusal::{LaunchRefusal, RevokeRefusal};
+use crate::switches::Mutant;
 use async_tasks_recorder::spec::Phase;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -73,7 +74,11 @@ pub(crate) async fn grant<K: Key, Why: Refusal + Send + 'static>(
             _ => skip_refusal = false,
         }
         let write = write(db.clone(), id.clone(), now.is_none());
-        match detached(write).await? {
+        let written = match db.switches.mutant(Mutant::GrantInCallersTask) {
+            true => write.await?,
+            false => detached(write).await?,
+        };
+        match written {
             Written::Granted(attempt) => return Ok(Ok(attempt)),
             Written::Refused(why) => return Ok(Err(why)),
             Written::Moved => {}

@@ -7,7 +7,7 @@
 //! renewal loop read them.
 
 use crate::attempt::{self, Finish, Lease, Resolution};
-use crate::db::{Holding, Key};
+use crate::db::{Connections, Db, Holding, Key};
 use crate::error::Error;
 use crate::recorder::{Config, PgRecorder};
 use crate::sql::Statements;
@@ -24,6 +24,26 @@ impl<K: Key> PgRecorder<K> {
         settings: Config,
     ) -> Result<Self, Error> {
         Self::open(config, sql, settings)
+    }
+
+    /// A recorder on the simulated database `server` (`sim.rs`), on its
+    /// table of `K` ids: the simulation runs the recorder's own code
+    /// against it. `settings.pooler` is ignored.
+    #[doc(hidden)]
+    pub fn simulated(
+        server: &std::sync::Arc<crate::sim::Server>,
+        settings: Config,
+    ) -> Result<Self, Error> {
+        let sql = Statements::new("simulated", K::SQL_TYPE);
+        let db = Db::simulated(server, sql, K::pg_type(), Connections::of(&settings))?;
+        Ok(Self::on(db, &settings))
+    }
+
+    /// Test hook: bring back a wrong answer of the client code (`Mutant`),
+    /// for the simulation's bites.
+    #[doc(hidden)]
+    pub fn mutate(&self, mutant: crate::Mutant) {
+        self.db.switches.set_mutant(mutant);
     }
 
     /// Test hook: this recorder judges leases as if `by` had passed on the

@@ -151,11 +151,15 @@ mod recorder;
 mod refusal;
 mod schema;
 mod sql;
+mod store;
 mod sweeper;
 mod switches;
 mod trace;
 
 pub mod cluster;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod sim;
 
 pub use attempt::{Attempt, Finish, Lease, end_idle_transactions};
 pub use bounds::Bounds;
@@ -175,3 +179,6 @@ pub use sql::{Statements, phase_of, state_code, state_codes};
 #[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub use sql::KnownBad;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub use switches::Mutant;

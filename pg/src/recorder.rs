@@ -3,7 +3,7 @@
 //! continues as an [`Attempt`].
 
 use crate::attempt::{Attempt, Finish, Lease, Resolution, resolve};
-use crate::bounds::{Bounds, Limits};
+use crate::bounds::Bounds;
 use crate::db::{Connections, Db, Key, Stored};
 use crate::error::Error;
 use crate::grant::grant;
@@ -104,19 +104,17 @@ impl<K: Key> PgRecorder<K> {
         sql: Statements,
         settings: Config,
     ) -> Result<Self, Error> {
-        let connections = Connections {
-            lease: settings.lease,
-            limits: Limits::of(settings.bounds, settings.lease),
-            pool_size: settings.pool_size,
-            renewal_pool_size: settings.renewal_pool_size,
-            pooler: settings.pooler,
-        };
-        let db = Db::open(config, sql, K::pg_type(), connections)?;
-        Ok(PgRecorder {
+        let db = Db::open(config, sql, K::pg_type(), Connections::of(&settings))?;
+        Ok(Self::on(db, &settings))
+    }
+
+    /// The recorder on `db`.
+    pub(crate) fn on(db: Db, settings: &Config) -> Self {
+        PgRecorder {
             db: Arc::new(db),
             wait_poll_max: settings.wait_poll_max.max(Duration::from_millis(1)),
             _key: std::marker::PhantomData,
-        })
+        }
     }
 
     /// Creates the table, its fence sequence and its indexes if the table

@@ -24,6 +24,7 @@ pub use code::{phase_of, state_code, state_codes};
 #[cfg(feature = "test-hooks")]
 pub use known_bad::KnownBad;
 
+use crate::store::Which;
 use async_tasks_recorder::spec::Phase;
 
 /// The SQL text of every operation on one table. Built by
@@ -318,6 +319,31 @@ impl Statements {
             #[cfg(feature = "test-hooks")]
             claim_ignores_read: false,
             key_type: key_type.to_owned(),
+        }
+    }
+}
+
+impl Statements {
+    /// The text of statement `which`.
+    pub(crate) fn text(&self, which: Which) -> &str {
+        match which {
+            Which::Read => &self.read,
+            Which::ClaimNew => &self.claim_new,
+            Which::Claim => &self.claim,
+            #[cfg(feature = "test-hooks")]
+            Which::ClaimByClientClock => &self.claim,
+            Which::RevokeBegin => &self.revoke_begin,
+            Which::Renew => &self.renew,
+            Which::Finish => &self.finish,
+            Which::RevokeEnd => &self.revoke_end,
+            Which::Abandon => &self.abandon,
+            Which::Confirm => &self.confirm,
+            Which::ExpireOne => &self.expire_one,
+            Which::Sweep => &self.sweep,
+            Which::List => &self.list,
+            Which::PageFirst => &self.page_first,
+            Which::PageAfter => &self.page_after,
+            Which::Count => &self.count,
         }
     }
 }

@@ -35,11 +35,13 @@ impl<K: Key> PgRecorder<K> {
         runtime.spawn(async move {
             loop {
                 tokio::select! {
+                    biased;
                     _ = stopped.cancelled() => return,
                     _ = tokio::time::sleep(period) => {}
                 }
                 loop {
                     let swept = tokio::select! {
+                        biased;
                         _ = stopped.cancelled() => return,
                         swept = recorder.sweep(limit) => swept,
                     };

@@ -8,6 +8,25 @@
 #[cfg(feature = "test-hooks")]
 pub(crate) use on::Switches;
 
+/// A wrong answer of the client code, brought back on purpose: each is a
+/// defect the simulation must find from a seed (`pg/tests/simulation.rs`).
+/// Only the test hooks can turn one on.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+#[repr(u8)]
+pub enum Mutant {
+    /// A resent finish that matched nothing is answered `Stale` without
+    /// re-reading the row (an earlier send may have applied late).
+    ResentFinishStale = 1,
+    /// An in-doubt success is resolved `Applied` because the id's epoch
+    /// moved on, without the row's success fence proving it.
+    ResolvedByEpoch = 2,
+    /// The lost-lease clock starts at each reply instead of each send.
+    LeaseClockFromReply = 4,
+    /// A grant's write runs in the caller's task: a caller dropped while
+    /// it is in flight leaves its claim on the row, held by nobody.
+    GrantInCallersTask = 8,
+}
+
 #[cfg(not(feature = "test-hooks"))]
 pub(crate) use off::Switches;
 
@@ -34,12 +53,17 @@ mod off {
         pub(crate) fn named_statements(&self) -> bool {
             false
         }
+
+        /// No mutant is ever on.
+        pub(crate) fn mutant(&self, _: super::Mutant) -> bool {
+            false
+        }
     }
 }
 
 #[cfg(feature = "test-hooks")]
 mod on {
-    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
     use std::time::{Duration, SystemTime};
 
     /// The test switches of one recorder, shared by its clones and attempts.
@@ -55,6 +79,8 @@ mod on {
         /// When true, statements are prepared under names even behind a
         /// pooler: the defect the pooler tests must catch.
         named_statements: AtomicBool,
+        /// The mutants turned on, one bit each.
+        mutants: AtomicU8,
     }
 
     impl Default for Switches {
@@ -64,6 +90,7 @@ mod on {
                 renewing: AtomicBool::new(true),
                 client_skew_micros: AtomicI64::new(0),
                 named_statements: AtomicBool::new(false),
+                mutants: AtomicU8::new(0),
             }
         }
     }
@@ -116,6 +143,16 @@ mod on {
         /// Prepare statements under names even behind a pooler.
         pub(crate) fn set_named_statements(&self, on: bool) {
             self.named_statements.store(on, Ordering::Relaxed);
+        }
+
+        /// Whether `mutant` is on.
+        pub(crate) fn mutant(&self, mutant: super::Mutant) -> bool {
+            self.mutants.load(Ordering::Relaxed) & mutant as u8 != 0
+        }
+
+        /// Turns `mutant` on.
+        pub(crate) fn set_mutant(&self, mutant: super::Mutant) {
+            self.mutants.fetch_or(mutant as u8, Ordering::Relaxed);
         }
     }
 }
