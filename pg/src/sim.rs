@@ -296,6 +296,13 @@ impl Server {
         self.state().table.finish_ignores_fence = true;
     }
 
+    /// From now on a read returns each row as it was before its latest
+    /// write: the known-bad read of a stale copy.
+    pub fn serve_stale_reads(&self) {
+        self.note("reads return each row before its latest write");
+        self.state().table.stale_reads = true;
+    }
+
     /// A draw from the server's generator, for a driver that wants its
     /// choices in the same one sequence.
     pub fn draw(&self, n: u64) -> u64 {

@@ -55,6 +55,11 @@ pub struct Table {
     pub(crate) applied: Vec<Applied>,
     /// The known-bad finish: its guard has no fence.
     pub(crate) finish_ignores_fence: bool,
+    /// The known-bad read: it returns each row as it was before its latest
+    /// write (a stale replica, a cache).
+    pub(crate) stale_reads: bool,
+    /// Each row before its latest write, for the stale read.
+    previous: BTreeMap<Vec<u8>, Stored>,
 }
 
 impl Table {
@@ -66,6 +71,8 @@ impl Table {
             fences: 0,
             applied: Vec::new(),
             finish_ignores_fence: false,
+            stale_reads: false,
+            previous: BTreeMap::new(),
         }
     }
 
@@ -108,7 +115,11 @@ impl Table {
             Which::Read => {
                 let key = params.raw(1)?;
                 let now = now + params.get::<i64>(2)?;
-                let Some(row) = self.rows.get(&key) else {
+                let row = match self.stale_reads {
+                    true => self.previous.get(&key).or(self.rows.get(&key)),
+                    false => self.rows.get(&key),
+                };
+                let Some(row) = row else {
                     return Ok(Vec::new());
                 };
                 let lapsed = Self::record(row, now).lapsed;
@@ -401,6 +412,9 @@ impl Table {
     }
 
     fn log(&mut self, key: Vec<u8>, which: Which, fence: Fence, row: Stored, at: Micros) {
+        if let Some(before) = self.applied.iter().rev().find(|e| e.key == key) {
+            self.previous.insert(key.clone(), before.row);
+        }
         self.applied.push(Applied {
             key,
             which,
