@@ -15,8 +15,10 @@
 //!   run's log.
 //! - [`bounded`]: waits that fail within seconds, naming the id, not hang.
 //! - [`explore`]: an explicit-state model checker (breadth first, shortest
-//!   counterexamples), and [`failover`]: the fenced protocol through a
-//!   PostgreSQL promotion, as a model for it.
+//!   counterexamples), [`failover`]: the fenced protocol through a
+//!   PostgreSQL promotion, as a model for it, and [`client_model`]: the
+//!   PostgreSQL backend's client protocol (grants, renewals, the fenced
+//!   finish loop, the sweeper) with lost replies and lapsing leases.
 //! - [`paging`]: the paged listing's check, pages against a model while ids
 //!   come and go between them.
 //! - [`sequential`]: the model test, step by step against the spec.
@@ -32,6 +34,7 @@
 
 pub mod backend;
 pub mod bounded;
+pub mod client_model;
 #[cfg(feature = "checkers")]
 pub mod concurrent;
 pub mod explore;
