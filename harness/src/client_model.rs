@@ -29,9 +29,11 @@
 //!   [`MAX_SENDS`] sends; a send in doubt makes every later round read the
 //!   row first ([`resolve`](ClientModel::resolve): the fence proves
 //!   identity; `Working` under my fence is unapplied and is sent again; an
-//!   epoch moved on is unprovable, answered `InDoubt`); a send that matches
-//!   nothing is `Stale` if nothing earlier is in doubt, and is answered by
-//!   the row if something is; the fifth send in doubt is answered `InDoubt`.
+//!   epoch moved on is unprovable, answered `InDoubt`, and so is an `Err`
+//!   end whose row moved on); a send that matches nothing is `Stale` if
+//!   nothing earlier is in doubt, and is answered by the row if something
+//!   is; after the fifth send in doubt the row is read once more, and what
+//!   it cannot prove is answered `InDoubt`.
 //! - **In-doubt replies.** Any write a client waits for (claim, revoke
 //!   begin, finish, revoke end) either applies and is answered
 //!   ([`Action::Deliver`]), or its reply never comes ([`Action::Timeout`],
@@ -383,7 +385,8 @@ pub enum Stage {
         /// The round of the next send.
         round: u8,
     },
-    /// A resend matched nothing: it reads the row for the answer.
+    /// A resend matched nothing, or the last send is in doubt: it reads
+    /// the row for the answer.
     Missed {
         /// The attempt.
         attempt: Attempt,
@@ -555,8 +558,8 @@ pub const ONE_SUCCESS_PER_EPOCH: &str = "at most one applied success per (id, ep
 /// finish or revoke end is answered `Applied` exactly when it applied and
 /// `Stale` exactly when it did not (in every later state too); an `Err`
 /// one is answered `Applied` only if its attempt ended by it or by the
-/// expiry done on its behalf, and `Stale` whenever its attempt ended
-/// without success (`Finish::Stale`'s contract).
+/// expiry done on its behalf (the row then holds its fence in the state the
+/// end leaves), and `Stale` only if it did not apply.
 pub const ANSWERS_AGREE: &str = "every answer agrees with the log of applied statements";
 /// [`ClientModel`]'s property: granted fences strictly increase, and the
 /// row keeps the latest.
@@ -860,7 +863,8 @@ impl ClientModel {
                     next.spent.faults += 1;
                     Self::linger(&mut next, write);
                     if round + 1 >= MAX_SENDS {
-                        self.answer(&mut next, c, attempt, outcome, Said::InDoubt);
+                        // The rounds are spent: one last read.
+                        next.clients[c].stage = Stage::Missed { attempt, outcome };
                     } else {
                         next.clients[c].stage = Stage::Resending {
                             attempt,
@@ -926,7 +930,10 @@ fn resolve(row: Row, attempt: Attempt, outcome: Outcome, moved: MovedEpoch) -> R
                 };
             }
         }
-        (Holding::Work, Outcome::Err) => now.fence == mine && now.phase == Phase::Failed,
+        // An `Err` end is proved by its fence in the state it leaves; a row
+        // moved on since cannot tell.
+        (Holding::Work, Outcome::Err) if now.fence == mine && now.phase == Phase::Failed => true,
+        (Holding::Work, Outcome::Err) => return Resolution::Unprovable,
         // An ended epoch proves which revoke ended it only while the row is
         // the `NotFound` that end left (it keeps the ender's fence).
         (Holding::Revoke, Outcome::Ok) => {
@@ -938,7 +945,8 @@ fn resolve(row: Row, attempt: Attempt, outcome: Outcome, moved: MovedEpoch) -> R
                 return Resolution::Unprovable;
             }
         }
-        (Holding::Revoke, Outcome::Err) => now.fence == mine && now.phase == Phase::Success,
+        (Holding::Revoke, Outcome::Err) if now.fence == mine && now.phase == Phase::Success => true,
+        (Holding::Revoke, Outcome::Err) => return Resolution::Unprovable,
     };
     Resolution::Finished(if applied { Said::Applied } else { Said::Stale })
 }
@@ -1054,9 +1062,7 @@ impl Model for ClientModel {
                             (Outcome::Ok, Said::Applied) => history.applied,
                             (Outcome::Ok, Said::Stale) => !history.applied,
                             (Outcome::Err, Said::Applied) => history.applied || history.expired,
-                            // Its attempt ended without success: an `Err`
-                            // finish cannot make one.
-                            (Outcome::Err, Said::Stale) => true,
+                            (Outcome::Err, Said::Stale) => !history.applied,
                         }
                     })
                 },

@@ -22,112 +22,13 @@
 
 mod common;
 
-use async_tasks_recorder::spec::{
-    FencedOp, FencedResponse, Outcome, Record, Response, RevokeRefusal, TaskState, fenced_step,
-};
-use async_tasks_recorder_harness::linearizability::{self, Model};
+use async_tasks_recorder::spec::{Outcome, Record, TaskState};
 use async_tasks_recorder_harness::support::{Xorshift, env_or};
 use async_tasks_recorder_pg::{Attempt, Finish, KnownBad, PgRecorder, Statements};
+use common::fenced::{Event, FencedSpec, Seen, Timed, apply, linearizable};
 use common::{settings, table, with_statements, within};
 use std::collections::HashMap;
-use std::fmt;
 use std::time::{Duration, Instant};
-
-/// An operation on one id as a client saw it: what was asked and answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Event {
-    Launch(Result<(u64, u64), TaskState>),
-    Finish(u64, Outcome, Finish),
-    RevokeBegin(Result<u64, RevokeRefusal>),
-    RevokeEnd(u64, Outcome, Finish),
-    Query(TaskState),
-    /// The sweep's verdict on this id: expired or not.
-    Sweep(bool),
-}
-
-/// The record as a replica sees it: every lease lapsed if its clock is shifted.
-fn view(record: Record, shifted: bool) -> Record {
-    if shifted {
-        fenced_step(record, FencedOp::Lapse).0
-    } else {
-        record
-    }
-}
-
-/// Applies `event`, seen by a replica (`shifted` or not), to `record`: the
-/// next record, or why the event cannot happen there.
-fn apply(record: Record, shifted: bool, event: &Event) -> Result<Record, String> {
-    let seen = view(record, shifted);
-    let fresh = seen.fence + 1;
-    let (op, expected): (FencedOp, &dyn Fn(FencedResponse, Record) -> bool) = match event {
-        Event::Launch(Ok((fence, epoch))) => (FencedOp::Launch { fence: *fence }, &move |r, n| {
-            r == FencedResponse::Step(Response::Accepted) && n.epoch == *epoch
-        }),
-        Event::Launch(Err(state)) => (FencedOp::Launch { fence: fresh }, &move |r, _| {
-            r == FencedResponse::Step(Response::LaunchRefused(*state))
-        }),
-        Event::Finish(fence, outcome, finish) => (
-            FencedOp::Finish {
-                fence: *fence,
-                outcome: *outcome,
-            },
-            &move |r, _| {
-                matches!(
-                    (r, finish),
-                    (FencedResponse::Step(Response::Accepted), Finish::Applied)
-                        | (FencedResponse::Stale, Finish::Stale)
-                )
-            },
-        ),
-        Event::RevokeBegin(Ok(fence)) => (FencedOp::BeginRevoke { fence: *fence }, &|r, _| {
-            r == FencedResponse::Step(Response::Accepted)
-        }),
-        Event::RevokeBegin(Err(refused)) => {
-            let want = *refused;
-            (FencedOp::BeginRevoke { fence: fresh }, &move |r, _| {
-                r == FencedResponse::Step(Response::RevokeRefused(want))
-            })
-        }
-        Event::RevokeEnd(fence, outcome, finish) => (
-            FencedOp::FinishRevoke {
-                fence: *fence,
-                outcome: *outcome,
-            },
-            &move |r, _| {
-                matches!(
-                    (r, finish),
-                    (FencedResponse::Step(Response::Accepted), Finish::Applied)
-                        | (FencedResponse::Stale, Finish::Stale)
-                )
-            },
-        ),
-        Event::Query(state) => {
-            return if seen.phase.state() == *state {
-                Ok(record)
-            } else {
-                Err(format!("query read {state:?} but the record is {record:?}"))
-            };
-        }
-        Event::Sweep(expired) => (FencedOp::Expire, &move |r, _| {
-            (r == FencedResponse::Expired) == *expired
-        }),
-    };
-    let (next, response) = fenced_step(seen, op);
-    if !expected(response, next) {
-        return Err(format!(
-            "{event:?} (shifted {shifted}) on {record:?}: the spec answers {response:?}"
-        ));
-    }
-    // A lapse that the operation did not consume was only this replica's view.
-    Ok(if next.lapsed && !record.lapsed {
-        Record {
-            lapsed: false,
-            ..next
-        }
-    } else {
-        next
-    })
-}
 
 /// Two replicas on one table: `plain` and `later`, whose clock is shifted
 /// past every lease.
@@ -264,59 +165,6 @@ async fn sequential_run(sql: Statements, sequences: u64, seed: u64) -> Result<us
     Ok(steps)
 }
 
-/// One operation on one id as a replica saw it: `shifted` when the replica
-/// whose clock is past every lease ran it.
-#[derive(Clone, PartialEq, Eq)]
-struct Seen {
-    shifted: bool,
-    event: Event,
-}
-
-impl fmt::Debug for Seen {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.shifted {
-            write!(f, "later replica: ")?;
-        }
-        write!(f, "{:?}", self.event)
-    }
-}
-
-/// One completed operation in a concurrent history, stamped with the time
-/// since its history began.
-type Timed = linearizability::Event<Seen, Duration>;
-
-/// `spec::fenced_step` as a linearizability model: one [`Record`] per id,
-/// as the replicas' views of it (see [`apply`]).
-struct FencedSpec;
-
-impl Model for FencedSpec {
-    type State = Record;
-    type Operation = Seen;
-
-    fn initial(&self) -> Record {
-        Record::NEW
-    }
-
-    fn apply(&self, record: Record, seen: &Seen) -> impl IntoIterator<Item = Record> {
-        // Leases may lapse at any moment: try the record lapsed too.
-        let lapsed = fenced_step(record, FencedOp::Lapse).0;
-        let bases = [Some(record), (lapsed != record).then_some(lapsed)];
-        bases
-            .into_iter()
-            .flatten()
-            .filter_map(|base| apply(base, seen.shifted, &seen.event).ok())
-    }
-}
-
-/// Is there an order of `ops`, consistent with their real-time order, in
-/// which each is allowed by the spec? The error shows the history and the
-/// longest order found.
-fn linearizable(ops: &[Timed]) -> Result<(), String> {
-    linearizability::check(&FencedSpec, ops)
-        .map(drop)
-        .map_err(|violation| format!("not linearizable:\n{violation}"))
-}
-
 /// Three clients (one of them shifted past every lease) run random
 /// operations on two ids at once; each id's history must be linearizable.
 async fn concurrent_run(sql: Statements, histories: u64, seed: u64) -> Result<usize, String> {
@@ -358,7 +206,7 @@ async fn concurrent_run(sql: Statements, histories: u64, seed: u64) -> Result<us
             }
         }
         for (id, ops) in per_id {
-            linearizable(&ops)
+            linearizable(&FencedSpec::default(), &ops)
                 .map_err(|e| format!("history {case} (seed {seed}), id {id}: {e}"))?;
             checked += 1;
         }
@@ -426,7 +274,7 @@ fn the_checker_rejects_a_second_success_in_one_epoch() {
         op(6, 7, Event::Finish(2, Outcome::Ok, Finish::Applied)),
     ];
     assert!(
-        linearizable(&history)
+        linearizable(&FencedSpec::default(), &history)
             .unwrap_err()
             .starts_with("not linearizable")
     );
@@ -436,14 +284,14 @@ fn the_checker_rejects_a_second_success_in_one_epoch() {
         op(2, 3, Event::Finish(1, Outcome::Ok, Finish::Applied)),
         op(4, 5, Event::Launch(Err(TaskState::Success))),
     ];
-    linearizable(&history).unwrap();
+    linearizable(&FencedSpec::default(), &history).unwrap();
     // Overlapping operations may take effect in either order.
     let history = [
         op(0, 1, Event::Launch(Ok((1, 0)))),
         op(2, 6, Event::Query(TaskState::Success)),
         op(3, 5, Event::Finish(1, Outcome::Ok, Finish::Applied)),
     ];
-    linearizable(&history).unwrap();
+    linearizable(&FencedSpec::default(), &history).unwrap();
 }
 
 /// Bite: the sequential comparison catches a read that computes expiry.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod adapter;
+pub mod fenced;
 pub mod proxy;
 
 use async_tasks_recorder_pg::cluster::{Cluster, Pooler};
