@@ -456,6 +456,19 @@ pub(crate) enum Resolution {
     Unprovable,
 }
 
+impl Resolution {
+    /// What the row proved of a finish of `holding`: its answer, `None` if
+    /// the row still shows the attempt holding the id (the finish has not
+    /// applied), [`Error::InDoubt`] if the row can no longer tell.
+    pub(crate) fn proved(self, holding: Holding) -> Result<Option<Finish>, Error> {
+        match self {
+            Resolution::Finished(done) => Ok(Some(done)),
+            Resolution::Unapplied => Ok(None),
+            Resolution::Unprovable => Err(in_doubt(holding.finish_name(), None)),
+        }
+    }
+}
+
 /// Resolves a finish whose send is in doubt by reading the row with the
 /// finisher's fence (see [`Attempt::finish`]). Identity is proved by the
 /// fence the row keeps, never inferred from the row having moved on: a

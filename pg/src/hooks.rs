@@ -6,7 +6,7 @@
 //! they flip live below, in `switches.rs`, where the statements and the
 //! renewal loop read them.
 
-use crate::attempt::{self, Finish, Lease, Resolution};
+use crate::attempt::{self, Finish, Lease};
 use crate::db::{Connections, Db, Holding, Key};
 use crate::error::Error;
 use crate::recorder::{Config, PgRecorder};
@@ -90,13 +90,8 @@ impl<K: Key> PgRecorder<K> {
         } else {
             Holding::Work
         };
-        match attempt::resolve(&self.db, lease, holding, outcome).await? {
-            Resolution::Finished(done) => Ok(Some(done)),
-            Resolution::Unapplied => Ok(None),
-            Resolution::Unprovable => Err(Error::InDoubt {
-                write: holding.finish_name(),
-                cause: None,
-            }),
-        }
+        attempt::resolve(&self.db, lease, holding, outcome)
+            .await?
+            .proved(holding)
     }
 }

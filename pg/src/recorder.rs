@@ -2,7 +2,7 @@
 //! statements of the database handle (`db.rs`); a granted claim or revoke
 //! continues as an [`Attempt`].
 
-use crate::attempt::{Attempt, Finish, Lease, Resolution, resolve};
+use crate::attempt::{Attempt, Finish, Lease, resolve};
 use crate::bounds::Bounds;
 use crate::db::{Connections, Db, Key, Stored};
 use crate::error::Error;
@@ -152,16 +152,10 @@ impl<K: Key> PgRecorder<K> {
         lease: &Lease<K>,
         outcome: Outcome,
     ) -> Result<Finish, Error> {
-        match resolve(&self.db, lease, lease.holding(), outcome).await? {
-            Resolution::Finished(done) => Ok(done),
-            // The row still shows the attempt holding the id: the
-            // transaction ended without committing its finish.
-            Resolution::Unapplied => Ok(Finish::Stale),
-            Resolution::Unprovable => Err(Error::InDoubt {
-                write: lease.holding().finish_name(),
-                cause: None,
-            }),
-        }
+        let resolved = resolve(&self.db, lease, lease.holding(), outcome).await?;
+        // A row that still shows the attempt holding the id: the
+        // transaction ended without committing its finish.
+        Ok(resolved.proved(lease.holding())?.unwrap_or(Finish::Stale))
     }
 
     /// The id's state: one read of its row.

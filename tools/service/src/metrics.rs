@@ -98,32 +98,31 @@ impl Metrics {
                 "payments_ids{{backend=\"{backend}\",state=\"{state}\"}} {count}"
             );
         }
-        let _ = writeln!(
-            text,
-            "# HELP payments_operations_total Operations served by this process."
-        );
-        let _ = writeln!(text, "# TYPE payments_operations_total counter");
-        for op in OPS {
-            let total = totals[op as usize];
-            let _ = writeln!(
-                text,
-                "payments_operations_total{{op=\"{}\"}} {total}",
-                op.name()
-            );
-        }
-        let _ = writeln!(
-            text,
-            "# HELP payments_operations_per_second Operations per second served by this process over the last {} s.",
+        let help = format!(
+            "Operations per second served by this process over the last {} s.",
             WINDOW.as_secs()
         );
-        let _ = writeln!(text, "# TYPE payments_operations_per_second gauge");
-        for op in OPS {
-            let rate = rates[op as usize];
-            let _ = writeln!(
-                text,
-                "payments_operations_per_second{{op=\"{}\"}} {rate:.3}",
-                op.name()
-            );
+        let families = [
+            (
+                "payments_operations_total",
+                "Operations served by this process.",
+                "counter",
+                totals.map(|n| n.to_string()),
+            ),
+            (
+                "payments_operations_per_second",
+                help.as_str(),
+                "gauge",
+                rates.map(|r| format!("{r:.3}")),
+            ),
+        ];
+        for (name, help, kind, values) in families {
+            let _ = writeln!(text, "# HELP {name} {help}");
+            let _ = writeln!(text, "# TYPE {name} {kind}");
+            for op in OPS {
+                let value = &values[op as usize];
+                let _ = writeln!(text, "{name}{{op=\"{}\"}} {value}", op.name());
+            }
         }
         text
     }
