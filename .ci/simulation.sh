@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The deterministic simulation of the PostgreSQL client code
-# (pg/tests/simulation.rs), in release: SIM_SEEDS seeds in each of its three
+# (pg/tests/simulation.rs), in release: SIM_SEEDS seeds in each of its four
 # fault classes (default 10,000, about a minute), every property checked on
 # every run, then its bites; and the client-protocol model
 # (harness/tests/client_model.rs). With SIM_DEEP=1 (by hand): 333,334 seeds

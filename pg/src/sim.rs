@@ -196,6 +196,11 @@ impl Server {
         Instant::now().duration_since(self.epoch).as_micros() as Micros + state.clock_offset
     }
 
+    /// How far the database clock has been stepped, in all.
+    pub fn clock_offset(&self) -> Micros {
+        self.state().clock_offset
+    }
+
     /// A copy of the table: its rows and its log of applied writes.
     pub fn table(&self) -> Table {
         self.state().table.clone()

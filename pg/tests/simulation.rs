@@ -24,7 +24,12 @@ fn var(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-const CLASSES: [Class; 3] = [Class::Definite, Class::InDoubt, Class::ClockForward];
+const CLASSES: [Class; 4] = [
+    Class::Definite,
+    Class::InDoubt,
+    Class::ClockForward,
+    Class::ClockBackward,
+];
 
 #[test]
 fn every_seed_keeps_every_property() {

@@ -49,6 +49,11 @@ pub enum Class {
     /// The above and a database clock stepping forward: `is_lost` is not
     /// checked (it assumes the database clock runs at the client's rate).
     ClockForward,
+    /// The above with the clock stepping back instead, against the
+    /// assumption of a monotone database clock (P10): leases last longer
+    /// than their holders count, and a lapse can be undone. Every property
+    /// is checked; the fences keep the ones about rows.
+    ClockBackward,
 }
 
 /// A defect brought into a run, for a bite.
@@ -272,7 +277,7 @@ impl Class {
     fn timing(self) -> (Duration, Duration) {
         match self {
             Class::Definite => (Duration::from_secs(6), Duration::from_secs(1)),
-            Class::InDoubt | Class::ClockForward => {
+            Class::InDoubt | Class::ClockForward | Class::ClockBackward => {
                 (Duration::from_millis(1_500), Duration::from_millis(300))
             }
         }
@@ -303,7 +308,7 @@ impl Class {
                 slow_by: Duration::from_millis(500),
                 ..Faults::NONE
             },
-            Class::InDoubt | Class::ClockForward => Faults {
+            Class::InDoubt | Class::ClockForward | Class::ClockBackward => Faults {
                 reset_before: 40,
                 reset_after: 40,
                 silent_before: 15,
@@ -384,7 +389,10 @@ async fn simulate(seed: u64, class: Class, defect: Option<Defect>) -> Report {
     server.heal();
     let (lease, statement) = class.timing();
     let last_landing = class.faults().late_by;
-    tokio::time::sleep(last_landing + lease + SWEEP_EVERY + statement * 3).await;
+    // A clock stepped back lengthens every lease running then.
+    let stepped_back = Duration::from_micros((-server.clock_offset()).max(0) as u64);
+    let quiet = last_landing + stepped_back + lease + SWEEP_EVERY + statement * 3;
+    tokio::time::sleep(quiet).await;
     drop(sweeper);
     let table = server.table();
     let state = Arc::try_unwrap(state)
@@ -586,6 +594,9 @@ async fn inject(
             (_, 3) => server.crash(ms(&mut rng, 100, 1_000)),
             (Class::ClockForward, 4) => {
                 server.step_clock(ms(&mut rng, 100, 4_000).as_micros() as i64)
+            }
+            (Class::ClockBackward, 4) => {
+                server.step_clock(-(ms(&mut rng, 100, 4_000).as_micros() as i64))
             }
             _ => {}
         }
