@@ -3,7 +3,7 @@
 # (pg/tests/simulation.rs), in release: SIM_SEEDS seeds in each of its four
 # fault classes (default 10,000, about a minute), every property checked on
 # every run, then its bites; and the client-protocol model
-# (harness/tests/client_model.rs). With SIM_DEEP=1 (by hand): 333,334 seeds
+# (harness/tests/client_model.rs). With SIM_DEEP=1 (by hand): 250,000 seeds
 # per class, 10^6 runs in all, in two processes, and the model's deep scopes.
 # Each run must report exactly the tests it names.
 set -euo pipefail
@@ -14,7 +14,7 @@ every=every_seed_keeps_every_property
 cargo test --release -p $pg --test simulation --no-run
 
 if [ "${SIM_DEEP:-0}" = 1 ]; then
-    per_class=333334 half=166667
+    per_class=250000 half=125000
     for first in 0 $half; do
         SIM_FIRST_SEED=$first SIM_SEEDS=$half \
             cargo test --release -p $pg --test simulation -- --exact $every --nocapture \
