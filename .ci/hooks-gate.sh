@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The PostgreSQL backend's test hooks exist only with its `test-hooks`
 # feature: a crate that depends on it without the feature cannot shift a
-# clock, pause renewals, name statements behind a pooler or send a known-bad
-# statement. Checks a scratch
+# clock, pause renewals, name statements behind a pooler, send a known-bad
+# statement, bring back a mutant of the client code or open a recorder on
+# the simulated database. Checks a scratch
 # crate that calls each hook twice, without the feature (every call must
 # be refused by the compiler) and with it (it must compile), so that the
 # gate is shown to be what stops it.
@@ -24,6 +25,10 @@ fn main() {
     r.set_renewing(false);
     r.name_statements(true);
     let _ = async_tasks_recorder_pg::KnownBad::ALL;
+    r.mutate(async_tasks_recorder_pg::Mutant::ResentFinishStale);
+    let faults = async_tasks_recorder_pg::sim::Faults::NONE;
+    let server = async_tasks_recorder_pg::sim::Server::new(1, tokio_postgres::types::Type::INT8, faults);
+    let _ = PgRecorder::<i64>::simulated(&server, Config::default());
 }
 RUST
 
@@ -49,7 +54,7 @@ TOML
 if check ""; then
     fail "a crate without the test-hooks feature called the test hooks"
 fi
-for hook in shift_clock skew_client_clock set_renewing name_statements KnownBad; do
+for hook in shift_clock skew_client_clock set_renewing name_statements KnownBad mutate Mutant sim simulated; do
     grep -q "$hook" "$scratch/check.log" || {
         cat "$scratch/check.log" >&2
         fail "without the feature, $hook was not the refused name"
@@ -59,4 +64,4 @@ check '"test-hooks"' || {
     cat "$scratch/check.log" >&2
     fail "with the test-hooks feature the hooks do not compile: the check above proves nothing"
 }
-echo "hooks-gate: 5 hooks refused without the test-hooks feature, compiled with it"
+echo "hooks-gate: 9 hooks refused without the test-hooks feature, compiled with it"
