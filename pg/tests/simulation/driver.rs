@@ -12,14 +12,13 @@ use async_tasks_recorder_pg::{
     Attempt, Bounds, Config, Error, Finish, LaunchRefusal, Lease, Mutant, Outcome, PgRecorder,
     Phase, TaskState,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
-use tokio::time::Instant;
 use tokio_postgres::types::{FromSql, Type};
 
 /// The most ids a run uses (each seed draws 1 to this).
@@ -32,16 +31,13 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// bound, a finish's five rounds with their pauses, each statement within
 /// its reply bound. A call past it is a violation, never a hang.
 const CALL_BOUND: Duration = Duration::from_secs(20);
-/// How long an attempt's row may stay held after its caller dropped the
-/// call or the attempt, when no write is in doubt.
-const ORPHAN_BOUND: Duration = Duration::from_millis(3_300);
 
 /// Which faults a run draws from.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum Class {
     /// Only faults that leave no write in doubt: slow replies within the
-    /// bound, frozen row locks, exhausted pools, dropped callers. Orphaned
-    /// rows must then settle at once.
+    /// bound, frozen row locks, exhausted pools, dropped callers. A row
+    /// then held by nobody must be settled before its lease runs out.
     Definite,
     /// Every fault but the clock's: lost requests and replies, late and
     /// slow statements, partitions, crashes, and the above.
@@ -122,7 +118,8 @@ struct Worker {
 struct Shape {
     /// How many ids the workers share.
     ids: i64,
-    /// How long a task body may run: a tenth of a lease to two.
+    /// How long a task body may run: a tenth to twice the class's pace
+    /// (its lease, or 6 s for the long-leased `Definite`).
     body: Duration,
     /// The longest pause between a worker's operations.
     pause: Duration,
@@ -138,7 +135,7 @@ impl Shape {
     fn draw(rng: &mut Rng, class: Class) -> Shape {
         Shape {
             ids: 1 + rng.below(IDS as u64) as i64,
-            body: class.timing().0 * [1, 5, 10, 20][rng.below(4) as usize] / 10,
+            body: class.pace() * [1, 5, 10, 20][rng.below(4) as usize] / 10,
             pause: Duration::from_millis([50, 400][rng.below(2) as usize]),
             revokes: 1 + rng.below(3),
             drops: rng.below(2) == 0,
@@ -177,8 +174,8 @@ struct Held {
 #[derive(Default)]
 struct Shared {
     held: BTreeMap<u64, Held>,
-    /// Fences given up (finished, dropped) and when.
-    released: BTreeMap<u64, Instant>,
+    /// Fences whose finish a caller is awaiting.
+    finishing: BTreeSet<u64>,
     answers: Vec<Answer>,
     /// Every call with a definite answer, stamped at its invocation and
     /// return, by id: the history the linearizability check reads.
@@ -186,8 +183,6 @@ struct Shared {
     /// The stamps' counter: each reading is distinct.
     clock: u64,
     violations: Vec<Violation>,
-    /// Orphaned rows: since when each fence has been held by nobody.
-    orphaned: BTreeMap<u64, Instant>,
 }
 
 type State = Arc<Mutex<Shared>>;
@@ -271,15 +266,25 @@ async fn bounded<T>(
 
 impl Class {
     /// The lease and statement bound of the class's recorders. A long
-    /// lease where dropped calls must settle well within it; a short one,
-    /// against a short statement bound, where leases should lapse while
-    /// their holders still run and finishes still resolve.
+    /// lease where a dropped call's guard must settle its attempt before the
+    /// lease runs out, whatever the faults (its five rounds take 14 s at
+    /// most; a lease renewed every 10 s has 20 s left); a short one, against
+    /// a short statement bound, where leases should lapse while their
+    /// holders still run and finishes still resolve.
     fn timing(self) -> (Duration, Duration) {
         match self {
-            Class::Definite => (Duration::from_secs(6), Duration::from_secs(1)),
+            Class::Definite => (Duration::from_secs(30), Duration::from_secs(1)),
             Class::InDoubt | Class::ClockForward | Class::ClockBackward => {
                 (Duration::from_millis(1_500), Duration::from_millis(300))
             }
+        }
+    }
+
+    /// The length task bodies are drawn against.
+    fn pace(self) -> Duration {
+        match self {
+            Class::Definite => Duration::from_secs(6),
+            _ => self.timing().0,
         }
     }
 
@@ -521,9 +526,7 @@ async fn attempt(
         Outcome::Ok
     };
     let release = |state: &State| {
-        let mut s = lock(state);
-        s.held.remove(&fence);
-        s.released.insert(fence, Instant::now());
+        lock(state).held.remove(&fence);
     };
     match if shape.drops { rng.below(10) } else { 9 } {
         0 => {
@@ -541,8 +544,11 @@ async fn attempt(
         }
         _ => {
             release(state);
+            lock(state).finishing.insert(fence);
             let invoked = stamp(state);
-            let Some(answer) = bounded(state, "finish", id, attempt.finish(outcome)).await else {
+            let answer = bounded(state, "finish", id, attempt.finish(outcome)).await;
+            lock(state).finishing.remove(&fence);
+            let Some(answer) = answer else {
                 return;
             };
             if let Ok(finish) = answer {
@@ -620,7 +626,7 @@ async fn watch(
         }
         let rows = server.rows();
         let now = server.now();
-        let mut s = lock(&state);
+        let s = lock(&state);
         let mut lost = Vec::new();
         for (&fence, held) in &s.held {
             let Some(row) = rows.get(held.id.to_be_bytes().as_slice()) else {
@@ -642,12 +648,10 @@ async fn watch(
                 .answers
                 .iter()
                 .any(|a| a.fence == row.fence && a.answer.is_err());
-            if leased && !s.held.contains_key(&row.fence) && !answered_error {
-                let since = *s.orphaned.entry(row.fence).or_insert_with(Instant::now);
-                let released = s.released.get(&row.fence).copied().unwrap_or(since);
-                if class == Class::Definite && Instant::now() - released.max(since) > ORPHAN_BOUND {
-                    orphans.push((id_of(key), row.fence));
-                }
+            let nobody = !s.held.contains_key(&row.fence) && !s.finishing.contains(&row.fence);
+            let ran_out = row.lease_until.is_some_and(|until| until <= now);
+            if class == Class::Definite && leased && nobody && !answered_error && ran_out {
+                orphans.push((id_of(key), row.fence));
             }
         }
         drop(s);
@@ -665,7 +669,7 @@ async fn watch(
                 &state,
                 "dropped_call_settles",
                 id,
-                format!("fence {fence} held by nobody for over {ORPHAN_BOUND:?}"),
+                format!("fence {fence}, held by nobody, ran out its lease"),
             );
         }
     }
