@@ -315,3 +315,27 @@ fn bite_a_finish_without_its_fence_differs_at_the_zombies_finish() {
         stale(async_tasks_recorder_pg::Finish::Applied)
     );
 }
+
+/// Bite: random sequences, not only the one above, find the simulator
+/// whose finish ignores its fence.
+#[test]
+fn bite_random_sequences_find_a_finish_without_its_fence() {
+    let seed = seed();
+    match run(200, seed, 40, Simulator::FinishWithoutFence) {
+        Ok(figures) => panic!(
+            "seed {seed}: {} sequences never noticed a finish without its fence",
+            figures.sequences
+        ),
+        Err(TestError::Fail(why, ops)) => {
+            eprintln!("seed {seed}: found in {} operations:\n{why}", ops.len());
+            // At a finish, or a drop (whose guard finishes), of the
+            // sequence or of those that settle it.
+            let first = why.message().lines().next().unwrap_or_default();
+            assert!(
+                first.contains(", Finish(") || first.contains(", Drop("),
+                "{why}"
+            );
+        }
+        Err(e) => panic!("seed {seed}: {e}"),
+    }
+}
