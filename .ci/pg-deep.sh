@@ -6,7 +6,10 @@
 #   for linearizability, the same checks the in-memory recorder passes;
 # - the lease model (pg/tests/model.rs): 2,000 random sequences with lapses
 #   and takeovers compared step by step with `spec::fenced_step`, and 300
-#   concurrent histories checked for linearizability against it.
+#   concurrent histories checked for linearizability against it;
+# - the simulated database against PostgreSQL (pg/tests/differential.rs):
+#   2,000 random sequences run without faults on both, compared after
+#   every step (answers, fences, rows), with its bites.
 # Each run must report exactly the tests it names.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -19,3 +22,7 @@ run_exact $pg 1 "${PG_HARNESS_STORMS:-30}" harness postgres_keeps_every_property
 
 ATR_PG_SEQUENCES="${ATR_PG_SEQUENCES:-2000}" ATR_PG_HISTORIES="${ATR_PG_HISTORIES:-300}" \
     cargo test --release -p $pg --test model -- --nocapture
+
+DIFF_SEQUENCES="${DIFF_SEQUENCES:-2000}" \
+    cargo test --release -p $pg --test differential -- --nocapture 2>&1 | tee "$scratch/differential.log"
+expect_passed "$scratch/differential.log" 4 differential
