@@ -341,23 +341,13 @@ fn bite_random_sequences_find_a_finish_without_its_fence() {
     }
 }
 
-/// The one difference found: PostgreSQL refuses a negative sweep limit
-/// (`LIMIT must not be negative`, SQLSTATE 2201W), where the simulator
-/// sweeps nothing (it takes the limit as `limit.max(0)`). The generated
-/// sequences leave negative limits out (`ops::SWEEP_LIMITS`); once the
-/// simulator refuses them too, this test fails, and -1 belongs there.
+/// The one difference the comparison found, and the simulator now
+/// follows: PostgreSQL refuses a negative sweep limit (`LIMIT must not be
+/// negative`, SQLSTATE 2201W), where the simulator used to sweep nothing.
+/// The generated sequences draw -1 too (`ops::SWEEP_LIMITS`).
 #[test]
-fn known_difference_a_negative_sweep_limit() {
-    let divergence = run_one(&[Op::Sweep(-1)], Simulator::Faithful)
-        .expect_err("the simulator now agrees on sweep(-1): add -1 to ops::SWEEP_LIMITS");
-    assert_eq!((divergence.step, divergence.what), (0, "answers"));
-    match &divergence.postgres.0 {
-        Answer::Failed(failure) => assert_eq!(failure.kind, "database error 2201W", "{divergence}"),
-        other => panic!("PostgreSQL answered sweep(-1) with {other}"),
+fn a_negative_sweep_limit_is_refused_on_both() {
+    if let Err(divergence) = run_one(&[Op::Sweep(-1)], Simulator::Faithful) {
+        panic!("{divergence}");
     }
-    assert_eq!(
-        divergence.simulated.0,
-        Answer::Swept(Vec::new()),
-        "{divergence}"
-    );
 }

@@ -253,7 +253,13 @@ impl Table {
             }
             Which::Sweep => {
                 let judged = now + params.get::<i64>(1)?;
-                let limit = params.get::<i64>(2)?.max(0) as usize;
+                // PostgreSQL refuses a negative `LIMIT` (the differential
+                // test found the simulator sweeping nothing instead).
+                let limit =
+                    usize::try_from(params.get::<i64>(2)?).map_err(|_| Error::Simulated {
+                        code: "2201W",
+                        fatal: false,
+                    })?;
                 let mut lapsed: Vec<(Micros, Vec<u8>)> = self
                     .rows
                     .iter()

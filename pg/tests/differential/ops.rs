@@ -16,10 +16,9 @@ pub const IDS: [i64; 3] = [0, 256, i64::MAX];
 /// The `after` of a page: each id, and ids between them that no row has.
 const AFTERS: [i64; 5] = [0, 1, 256, 257, i64::MAX];
 
-/// The sweep's limits. A negative one is left out: PostgreSQL refuses it
-/// (`LIMIT must not be negative`) where the simulator sweeps nothing, the
-/// one difference found (`known_difference_a_negative_sweep_limit`).
-const SWEEP_LIMITS: [i64; 4] = [0, 1, 2, 1000];
+/// The sweep's limits, a negative one among them: both sides refuse it
+/// (`a_negative_sweep_limit_is_refused_on_both`).
+const SWEEP_LIMITS: [i64; 5] = [-1, 0, 1, 2, 1000];
 
 const STATES: [TaskState; 4] = [
     TaskState::NotFound,
