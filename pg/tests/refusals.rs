@@ -168,6 +168,22 @@ impl Uncommitted {
     }
 }
 
+/// Settings for a write that waits on another session's row lock until the
+/// test commits it: lock and statement bounds of a minute, so that a loaded
+/// machine's slow commit cannot turn the wait into a lock timeout (the
+/// waits themselves are bounded by `within`).
+fn behind_a_writer() -> Config {
+    let minute = Duration::from_secs(60);
+    Config {
+        bounds: Bounds {
+            statement: Some(minute),
+            lock: Some(minute),
+            connection: None,
+        },
+        ..settings(minute)
+    }
+}
+
 /// A claim of `Failed` id 1 whose read comes while another claim of it is
 /// in flight, and whose write waits until that claim commits: its answer
 /// (the fence it was granted), and the other claim's fence.
@@ -195,7 +211,7 @@ async fn claim_behind_a_committing_claim(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_read_never_grants_a_claim() {
     let name = table("stale");
-    let recorder = on(&name, None, settings(Duration::from_secs(60))).await;
+    let recorder = on(&name, None, behind_a_writer()).await;
     let (answer, fence) = claim_behind_a_committing_claim(&recorder, &name).await;
     assert_eq!(answer, Err(LaunchRefusal::Working));
     assert_eq!(recorder.read(&1).await.unwrap().fence, fence);
@@ -207,7 +223,7 @@ async fn a_stale_read_never_grants_a_claim() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_read_never_grants_a_revoke() {
     let name = table("stalerevoke");
-    let recorder = on(&name, None, settings(Duration::from_secs(60))).await;
+    let recorder = on(&name, None, behind_a_writer()).await;
     let done = recorder.claim(1).await.unwrap().unwrap();
     done.finish(Outcome::Ok).await.unwrap();
     let other = Uncommitted::begin(&name, Phase::Revoking).await;
@@ -228,7 +244,7 @@ async fn a_stale_read_never_grants_a_revoke() {
 async fn bite_a_claim_that_trusts_its_stale_read_grants_a_held_id() {
     let name = table("trusting");
     let defect = Some(KnownBad::ClaimTrustsItsRead);
-    let recorder = on(&name, defect, settings(Duration::from_secs(60))).await;
+    let recorder = on(&name, defect, behind_a_writer()).await;
     let (answer, fence) = claim_behind_a_committing_claim(&recorder, &name).await;
     let granted = answer.expect("the trusting claim was refused: the bite cannot bite");
     assert!(
