@@ -18,6 +18,10 @@ trap 'git -C "$root" worktree remove --force "$tree"; rm -rf "$scratch"' EXIT
 # The script and its lists as they stand here, committed or not.
 cp "$root/.ci/mutants.sh" "$tree/.ci/"
 cp -r "$root/mutants/." "$tree/mutants/"
+# Only the bite's own change is "changed": the lines main changed since the
+# complete run are the CI step's business, and the bite runs the library's
+# unit tests alone, which do not cover all of them.
+sed -i -E "s/^[0-9a-f]{40}$/$(git -C "$root" rev-parse HEAD)/" "$tree/mutants/full-run"
 
 cat >>"$tree/src/lib.rs" <<'EOF'
 
