@@ -8,27 +8,9 @@
 mod common;
 
 use async_tasks_recorder_pg::{Outcome, PgRecorder, Phase};
-use common::{recorder, settings, within};
+use common::{drop_at, recorder, settings, within};
 use std::future::Future;
-use std::pin::pin;
-use std::task::Poll;
 use std::time::Duration;
-
-/// Polls `future` until it has suspended `k + 1` times, then drops it:
-/// its output if it completed first.
-async fn drop_at<F: Future>(k: usize, future: F) -> Option<F::Output> {
-    let mut future = pin!(future);
-    let mut suspended = 0;
-    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
-        Poll::Ready(output) => Poll::Ready(Some(output)),
-        Poll::Pending if suspended == k => Poll::Ready(None),
-        Poll::Pending => {
-            suspended += 1;
-            Poll::Pending
-        }
-    })
-    .await
-}
 
 /// A task body with an await point of its own.
 async fn body() -> Result<(), ()> {
@@ -82,7 +64,7 @@ where
         let id = first_id + k as i64;
         prepare(recorder, id).await;
         let before = recorder.read(&id).await.unwrap();
-        let done = drop_at(k, call(recorder.clone(), id)).await;
+        let done = drop_at(k as u64, call(recorder.clone(), id)).await;
         let (phase, granted) = settled(recorder, id, before.fence, what).await;
         assert!(
             allowed.contains(&phase) || (!granted && phase == before.phase),

@@ -86,6 +86,23 @@ pub async fn with_statements_on<K: Key>(
     recorder
 }
 
+/// Polls `future` until it has suspended `k + 1` times, then drops it:
+/// its output if it completed first (a caller that gives up at its k-th
+/// await point).
+pub async fn drop_at<F: Future>(k: u64, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut suspended = 0;
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+        std::task::Poll::Pending if suspended == k => std::task::Poll::Ready(None),
+        std::task::Poll::Pending => {
+            suspended += 1;
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
 /// Bounds a test step: a hung backend fails within `secs` naming `what`.
 pub async fn within<T>(secs: u64, what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), future)

@@ -6,6 +6,7 @@
 //! writes. Everything runs on a paused current-thread runtime, so a run is
 //! a function of its seed: [`run`] twice with one seed gives one trace.
 
+use crate::common::drop_at;
 use crate::common::fenced::{Event, FencedSpec, Seen, Timed, linearizable};
 use async_tasks_recorder_pg::sim::{Faults, Rng, Server, Which};
 use async_tasks_recorder_pg::{
@@ -15,9 +16,7 @@ use async_tasks_recorder_pg::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::num::NonZeroU32;
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::Duration;
 use tokio_postgres::types::{FromSql, Type};
 
@@ -226,21 +225,6 @@ fn violation(state: &State, property: &'static str, id: i64, detail: String) {
 /// big-endian `bigint`).
 fn id_of(key: &[u8]) -> i64 {
     i64::from_sql(&Type::INT8, key).unwrap_or(-1)
-}
-
-/// Polls `future` until it has suspended `k + 1` times, then drops it.
-async fn drop_at<F: Future>(k: u64, future: F) -> Option<F::Output> {
-    let mut future = pin!(future);
-    let mut suspended = 0;
-    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
-        Poll::Ready(output) => Poll::Ready(Some(output)),
-        Poll::Pending if suspended == k => Poll::Ready(None),
-        Poll::Pending => {
-            suspended += 1;
-            Poll::Pending
-        }
-    })
-    .await
 }
 
 /// `call` within [`CALL_BOUND`], or a violation naming `id`.
