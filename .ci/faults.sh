@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The fault run on PostgreSQL: 4 worker processes share a throwaway cluster
 # for 45 s while every fault is injected at least once (kill -9 and a fresh
-# process, SIGSTOP past the lease then SIGCONT, pg_terminate_backend, an
+# process, a zombie frozen with SIGSTOP for three leases right after a
+# claim then let go on with SIGCONT, pg_terminate_backend, an
 # immediate stop and restart of the database). It must pass its audit, and
 # so must a shorter run through PgBouncer in transaction mode (--pooler).
 # Then two known-bad protocols must fail it, naming ids: finishes that
@@ -23,9 +24,8 @@ bin=target/release/stress
 common=(--backend postgres --processes 4 --workers 8 --ids 300 --json)
 
 echo "--- fault run: every fault at least once; the audit must pass"
-# A zombie bites (a stale finish) only if it froze holding an attempt that
-# another process then took over: with one every 9 s, a 45 s run that
-# injected four zombies saw none bite once; one every 6 s injects seven.
+# A zombie freezes right after a claim, for three leases; the next one is
+# due once it woke (about every 6.5 s at these leases).
 if ! timeout 180 "$bin" "${common[@]}" --lease-ms 1500 --duration 45 --kill-every 7 --zombie-every 6 \
     --terminate-every 5 --crash-every 13 >"$scratch/run.json" 2>"$scratch/run.err"; then
     cat "$scratch/run.json" "$scratch/run.err" >&2
@@ -70,10 +70,9 @@ bite() {
         fail "sabotage $name failed, but not by naming ids under $rule"
     fi
 }
-# A zombie bites only if it was frozen holding an attempt that another
-# process then finishes in the same epoch; a frozen process holds one or two
-# attempts at a time, and on a slow machine a single zombie missed about one
-# run in five. Short leases fit five zombies in the same 14 s.
+# Under this sabotage a zombie bites only if another process claims and
+# finishes its id with a success while it is frozen. Short leases fit
+# several zombies in the same 14 s.
 bite unfenced two_effects_in_one_epoch --lease-ms 500 --duration 14 --zombie-every 2
 bite client-clock live_lease_taken_over --lease-ms 1500 --duration 8
 

@@ -31,9 +31,10 @@ pg_bin=/usr/lib/postgresql/15/bin
 cargo build --release -p stress
 
 # 60 s, not 40: each kill stalls writes until the old leader streams again
-# (synchronous_mode_strict, two nodes), and a zombie frozen in a stall
-# wakes to a connection error, not to the `Stale` finish the audit asks of
-# at least one zombie; the last ~20 s are free of kills.
+# (synchronous_mode_strict, two nodes), and a zombie ordered to freeze in a
+# stall freezes only at its next granted claim, after the stall; the audit
+# asks a `Stale` finish of at least one zombie, and the last ~20 s are free
+# of kills.
 duration=60
 stress_limit=240
 # PostgreSQL refuses to run as root: as root, it and Patroni run as postgres.

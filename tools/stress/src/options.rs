@@ -103,7 +103,9 @@ pub struct Options {
     /// Fault: kill -9 a random worker process every SECS and start a fresh one.
     #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = seconds)]
     pub kill_every: Option<f64>,
-    /// Fault: every SECS, SIGSTOP a worker process for three leases, then SIGCONT.
+    /// Fault: every SECS (once the last one woke), a worker process freezes
+    /// with SIGSTOP right after its next granted claim, for three leases,
+    /// then goes on with SIGCONT.
     #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = seconds)]
     pub zombie_every: Option<f64>,
     /// Fault: every SECS, pg_terminate_backend on every worker connection.

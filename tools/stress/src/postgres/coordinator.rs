@@ -61,7 +61,6 @@ pub fn run(runtime: &tokio::runtime::Runtime, options: Options) -> Result<ExitCo
         progress.tick(now, &totals, &injector);
     }
     let run_time = start.elapsed();
-    injector.end(&workers);
     // Workers stop at the deadline; a zombie's tasks end about a lease later.
     let grace = Instant::now() + lease * 4 + Duration::from_secs(15);
     let stragglers = workers.wait_until(grace);
@@ -74,7 +73,7 @@ pub fn run(runtime: &tokio::runtime::Runtime, options: Options) -> Result<ExitCo
     let evidence = runtime.block_on(audit::gather(&database.direct, &admin, lease, options.ids))?;
     let audit_time = audit_began.elapsed();
     let mut violations = audit::check(&evidence, &totals.acked, &totals.stale, lease);
-    let zombie_stale_finishes = injector.done.zombie_stale_finishes(&totals.stale);
+    let zombie_stale_finishes = totals.zombie_stale_finishes();
     let mut unmet_faults = injector.unmet(zombie_stale_finishes);
     if stragglers > 0 {
         let error = format!("{stragglers} worker processes did not end in time");

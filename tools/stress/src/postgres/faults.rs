@@ -1,13 +1,13 @@
 //! The fault injector: on its schedule it kills a worker process with -9
-//! (and starts a fresh one), freezes one with SIGSTOP for three leases
-//! (a zombie) then lets it go on with SIGCONT, ends every worker connection
-//! with `pg_terminate_backend`, crashes and restarts the database, and
-//! fails over to the standby (own cluster only). [`Faults`] is what it
-//! did, and [`Injector::unmet`] names each fault asked for that never
-//! happened or never bit.
+//! (and starts a fresh one), makes one a zombie (frozen with SIGSTOP for
+//! three leases right after a claim, then let go on with SIGCONT), ends
+//! every worker connection with `pg_terminate_backend`, crashes and
+//! restarts the database, and fails over to the standby (own cluster
+//! only). [`Faults`] is what it did, and [`Injector::unmet`] names each
+//! fault asked for that never happened or never bit.
 
 use super::database::{Database, WORKER_APP, connect};
-use super::message::{Arrival, Incarnation, StaleFinish};
+use super::message::Order;
 use super::workers::{Workers, signal};
 use crate::options::Options;
 use serde::Serialize;
@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 /// How long a zombie stays frozen, in leases.
 const ZOMBIE_LEASES: u32 = 3;
+/// From a freeze order to the claim it waits for: kills spare the zombie's
+/// slot this long beyond its freeze.
+const ZOMBIE_CLAIM_WITHIN: Duration = Duration::from_secs(2);
 
 /// A fault's period and when it is next due.
 struct Every {
@@ -69,17 +72,11 @@ pub struct Failover {
 /// synchronous one.
 const RECEIVER_PAUSE: Duration = Duration::from_millis(700);
 
-/// A zombie let go on: from `woke` on, its finishes must answer `Stale`.
-#[derive(Clone, Copy, Debug)]
-pub struct Woken {
-    pub zombie: Incarnation,
-    pub woke: Instant,
-}
-
 /// How many times each process fault was injected.
 #[derive(Serialize, Debug, Default, Clone, Copy)]
 pub struct Injected {
     pub kills: u64,
+    /// Freeze orders sent; each freezes its process at its next claim.
     pub zombies: u64,
     /// Rounds of `pg_terminate_backend`.
     pub terminations: u64,
@@ -97,7 +94,6 @@ pub struct Faults {
     pub injected: Injected,
     pub crashes: Vec<Crash>,
     pub failovers: Vec<Failover>,
-    pub woken: Vec<Woken>,
     /// Every fault injected, when, for the timeline.
     pub marks: Vec<(Instant, &'static str)>,
     /// Faults that could not be injected (a signal that failed, say).
@@ -121,8 +117,8 @@ pub struct Injector {
     crash: Every,
     failover: Every,
     lease: Duration,
-    /// The zombie now frozen: its slot and when it was stopped.
-    stopped: Option<(usize, Instant)>,
+    /// The last zombie's slot, and until when it may still be frozen.
+    zombie_until: Option<(usize, Instant)>,
     rng: fastrand::Rng,
     pub done: Faults,
 }
@@ -137,7 +133,7 @@ impl Injector {
             crash: Every::new(options.crash_every, start),
             failover: Every::new(options.failover_every, start),
             lease: Duration::from_millis(options.lease_ms),
-            stopped: None,
+            zombie_until: None,
             rng: fastrand::Rng::with_seed(options.seed),
             done: Faults::default(),
         }
@@ -153,14 +149,13 @@ impl Injector {
         workers: &mut Workers,
         targets: &Targets<'_>,
     ) -> Result<(), String> {
-        if let Some((slot, since)) = self.stopped
-            && now >= since + self.lease * ZOMBIE_LEASES
-        {
-            self.wake(slot, workers);
-        }
+        let zombie = self
+            .zombie_until
+            .filter(|(_, until)| now < *until)
+            .map(|(slot, _)| slot);
         if self.kill.due(now) {
             let candidates: Vec<usize> = (0..workers.slots())
-                .filter(|s| self.stopped.map(|(z, _)| z) != Some(*s))
+                .filter(|s| zombie != Some(*s))
                 .collect();
             if !candidates.is_empty() && remaining > 1.0 {
                 let slot = candidates[self.rng.usize(0..candidates.len())];
@@ -169,16 +164,21 @@ impl Injector {
                 workers.replace(slot, remaining)?;
             }
         }
-        if self.zombie.due(now)
-            && self.stopped.is_none()
-            && remaining > self.lease.as_secs_f64() * 4.0
-        {
+        // One zombie at a time: the next one is due once this one woke.
+        if zombie.is_none() && self.zombie.due(now) && remaining > self.lease.as_secs_f64() * 4.0 {
+            // Frozen at a random moment, a process may hold no attempt, or
+            // one that nobody takes over before it wakes: ordered to freeze
+            // right after a claim, it holds a fresh one past its lease.
             let slot = self.rng.usize(0..workers.slots());
-            match signal(workers.pid(slot), "STOP") {
+            let frozen = self.lease * ZOMBIE_LEASES;
+            let order = Order::Freeze {
+                ms: frozen.as_millis() as u64,
+            };
+            match workers.order(slot, &order) {
                 Ok(()) => {
                     self.done.injected.zombies += 1;
-                    self.done.marks.push((Instant::now(), "zombie"));
-                    self.stopped = Some((slot, Instant::now()));
+                    self.done.marks.push((now, "zombie"));
+                    self.zombie_until = Some((slot, now + ZOMBIE_CLAIM_WITHIN + frozen));
                 }
                 Err(e) => self.done.errors.push(e),
             }
@@ -234,29 +234,6 @@ impl Injector {
         Ok(())
     }
 
-    /// Lets a zombie still frozen at the deadline go on.
-    pub fn end(&mut self, workers: &Workers) {
-        if let Some((slot, _)) = self.stopped {
-            let _ = signal(workers.pid(slot), "CONT");
-            self.record_wake(slot, workers);
-        }
-    }
-
-    fn wake(&mut self, slot: usize, workers: &Workers) {
-        if let Err(e) = signal(workers.pid(slot), "CONT") {
-            self.done.errors.push(e);
-        }
-        self.record_wake(slot, workers);
-    }
-
-    fn record_wake(&mut self, slot: usize, workers: &Workers) {
-        self.done.woken.push(Woken {
-            zombie: workers.incarnation(slot),
-            woke: Instant::now(),
-        });
-        self.stopped = None;
-    }
-
     /// The flags of the faults asked for that never happened or never bit
     /// (a zombie bites with a `Stale` finish after it woke).
     pub fn unmet(&self, zombie_stale_finishes: usize) -> Vec<String> {
@@ -293,21 +270,6 @@ impl Injector {
         .filter(|(_, asked, happened)| *asked && !happened)
         .map(|(flag, _, _)| flag.to_string())
         .collect()
-    }
-}
-
-impl Faults {
-    /// The zombies' finishes after they woke: each must have answered
-    /// `Stale`.
-    pub fn zombie_stale_finishes(&self, stale: &[Arrival<StaleFinish>]) -> usize {
-        stale
-            .iter()
-            .filter(|s| {
-                self.woken
-                    .iter()
-                    .any(|w| w.zombie == s.from && s.at >= w.woke)
-            })
-            .count()
     }
 }
 

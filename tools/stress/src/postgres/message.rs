@@ -9,14 +9,19 @@
 //! ```text
 //! {"kind":"acked","id":5,"epoch":1,"fence":42}
 //! {"kind":"stale","id":6,"fence":43,"ms_since_claim":12,"task":"success"}
+//! {"kind":"woke"}
 //! {"kind":"stats","ops":{"claim":{"n":3,"errors":1,"hist":[[100,2],[900,1]]}},
 //!  "counts":{"successes":1,"failures":0,...},"first_error":null}
 //! ```
 //!
 //! A worker sends `acked` once per success it committed, `stale` once per
-//! finish answered `Stale`, and `stats` (its counters since the last
-//! `stats`) every second and when it ends, so a process killed with -9
-//! loses at most a second of counters and no acknowledgement.
+//! finish answered `Stale`, `woke` when it goes on after a freeze, and
+//! `stats` (its counters since the last `stats`) every second and when it
+//! ends, so a process killed with -9 loses at most a second of counters
+//! and no acknowledgement.
+//!
+//! The other way, the coordinator writes [`Order`]s, one JSON line each,
+//! on the worker's stdin: `{"kind":"freeze","ms":4500}`.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -32,8 +37,32 @@ pub enum Message {
     Acked(Acked),
     /// A finish the database answered `Stale`.
     Stale(StaleFinish),
+    /// The process goes on after the freeze of an [`Order::Freeze`].
+    Woke,
     /// Counters and latencies since the previous `stats`.
     Stats(Stats),
+}
+
+/// One line from the coordinator on a worker's stdin.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Order {
+    /// Become a zombie: right after the next claim granted to any of its
+    /// loops, the whole process stops (SIGSTOP) for `ms`, holding that
+    /// attempt, then goes on (SIGCONT).
+    Freeze { ms: u64 },
+}
+
+impl Order {
+    /// The order as one line, without its newline.
+    pub fn line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The order on `line`, if it holds one.
+    pub fn parse(line: &str) -> Option<Order> {
+        serde_json::from_str(line).ok()
+    }
 }
 
 /// A committed success: the attempt's id, epoch and fence.
@@ -210,6 +239,7 @@ mod tests {
                 ms_since_claim: 12,
                 task: TaskResult::Success,
             }),
+            Message::Woke,
             Message::Stats(stats),
         ] {
             let line = serde_json::to_string(&message).expect("serialises");
@@ -239,6 +269,15 @@ mod tests {
                 task: TaskResult::Failure,
             }))
         );
+    }
+
+    #[test]
+    fn a_freeze_order_is_one_documented_json_line() {
+        let order = Order::Freeze { ms: 4500 };
+        assert_eq!(order.line(), r#"{"kind":"freeze","ms":4500}"#);
+        assert_eq!(Order::parse(&order.line()), Some(order));
+        assert_eq!(Order::parse(r#"{"kind":"freeze"}"#), None);
+        assert_eq!(Message::parse(r#"{"kind":"woke"}"#), Some(Message::Woke));
     }
 
     #[test]

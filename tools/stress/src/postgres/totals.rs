@@ -1,6 +1,6 @@
 //! What the worker processes' messages add up to: the acknowledged
-//! successes and `Stale` finishes (with who sent them and when), and the
-//! merged counters and latencies.
+//! successes, `Stale` finishes and zombies' wakes (with who sent them and
+//! when), and the merged counters and latencies.
 
 use super::counters::micros_histogram;
 use super::message::{Acked, Arrival, Counts, Message, PgOp, StaleFinish};
@@ -23,6 +23,8 @@ pub struct Totals {
     pub first_error: Option<String>,
     pub acked: Vec<Arrival<Acked>>,
     pub stale: Vec<Arrival<StaleFinish>>,
+    /// Each zombie's wake after its freeze.
+    pub woken: Vec<Arrival<()>>,
 }
 
 impl Totals {
@@ -38,6 +40,11 @@ impl Totals {
                 from,
                 at,
                 message: stale,
+            }),
+            Message::Woke => self.woken.push(Arrival {
+                from,
+                at,
+                message: (),
             }),
             Message::Stats(stats) => {
                 for (op, counts) in stats.ops {
@@ -63,6 +70,16 @@ impl Totals {
     /// Every operation of every process.
     pub fn operations(&self) -> u64 {
         self.ops.values().map(|o| o.count).sum()
+    }
+
+    /// The `Stale` finishes a zombie said after its wake: the zombie bit.
+    /// (A stopped process's messages wait in its pipe, so arrival order is
+    /// the order each process wrote them.)
+    pub fn zombie_stale_finishes(&self) -> usize {
+        self.stale
+            .iter()
+            .filter(|s| self.woken.iter().any(|w| w.from == s.from && s.at >= w.at))
+            .count()
     }
 }
 

@@ -1,12 +1,12 @@
 //! A worker process: `--workers` loops of random operations on one shared
 //! recorder until the deadline, each success's side effect written in the
 //! transaction of its fenced finish. What it does goes to the coordinator
-//! as [`Message`]s on stdout.
+//! as [`Message`]s on stdout; the coordinator's [`Order`]s come on stdin.
 
 use super::DEFAULT_SECS;
 use super::counters::Counters;
 use super::database::{WORKER_APP, connect, ledger_config, recorder};
-use super::message::{Acked, Message, PgOp, StaleFinish, TaskResult};
+use super::message::{Acked, Message, Order, PgOp, StaleFinish, TaskResult};
 use super::sabotage::client_clock_skew;
 use crate::options::Options;
 use async_tasks_recorder::sync::lock;
@@ -34,6 +34,9 @@ struct WorkerProcess {
     deadline: Instant,
     ops_per_loop: u64,
     counters: Mutex<Counters>,
+    /// A freeze ordered and not yet begun: the next loop granted a claim
+    /// takes it.
+    freeze: Mutex<Option<Duration>>,
 }
 
 /// Runs worker process `options.worker` with the options the coordinator
@@ -61,7 +64,9 @@ pub async fn run(options: Options) -> Result<ExitCode, String> {
             + Duration::from_secs_f64(options.duration.unwrap_or(DEFAULT_SECS)),
         ops_per_loop: (options.launches / total_loops).max(1),
         counters: Mutex::new(Counters::default()),
+        freeze: Mutex::new(None),
     });
+    take_orders(worker.clone());
     let reporter = {
         let worker = worker.clone();
         tokio::spawn(async move {
@@ -83,6 +88,47 @@ pub async fn run(options: Options) -> Result<ExitCode, String> {
     tokio::time::sleep(SETTLE).await;
     worker.send_stats();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the coordinator's orders from stdin, on a thread of its own,
+/// until the coordinator closes it.
+fn take_orders(worker: Arc<WorkerProcess>) {
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            match Order::parse(&line) {
+                Some(Order::Freeze { ms }) => {
+                    *lock(&worker.freeze) = Some(Duration::from_millis(ms));
+                }
+                None => continue,
+            }
+        }
+    });
+}
+
+/// Stops this whole process (every loop, every renewal task) with SIGSTOP
+/// for `length`, then says it woke. A stopped process cannot wake itself:
+/// a shell started for it sends the SIGCONT.
+async fn freeze(length: Duration) -> Result<(), String> {
+    let pid = std::process::id().to_string();
+    let seconds = format!("{:.3}", length.as_secs_f64());
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .args(["-c", r#"kill -STOP "$0"; sleep "$1"; kill -CONT "$0""#])
+            .args([pid, seconds])
+            .status()
+    })
+    .await
+    .map_err(|e| format!("freeze: {e}"))?
+    .map_err(|e| format!("freeze: {e}"))?;
+    Message::Woke.send();
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "freeze: the shell that froze this process said {status}"
+        ))
+    }
 }
 
 /// One loop of operations, bounded by the deadline and a count.
@@ -181,6 +227,16 @@ impl WorkerProcess {
                 attempt
             }
         };
+        let ordered = lock(&self.freeze).take();
+        if let Some(length) = ordered {
+            // A zombie: frozen holding this fresh attempt past its lease.
+            if let Err(e) = freeze(length).await {
+                lock(&self.counters).error(e);
+            }
+            // A termination round most likely ended its ledger connection
+            // meanwhile; the zombie's finish must reach the database.
+            *ledger = None;
+        }
         // The task's work: a SIGSTOP is most likely to land here.
         tokio::time::sleep(Duration::from_millis(rng.u64(5..=50))).await;
         let task = if rng.f64() < self.fail_rate {

@@ -2,12 +2,13 @@
 //! this binary, re-executed with its [`Options`] as JSON in the
 //! [`WORKER_OPTIONS`] environment variable (slot, seed and remaining
 //! duration set by the coordinator); a thread per process reads its stdout
-//! and forwards each [`Message`] with its sender and arrival time.
+//! and forwards each [`Message`] with its sender and arrival time, and
+//! [`Workers::order`] writes an [`Order`] on its stdin.
 
-use super::message::{Arrival, Incarnation, Message};
+use super::message::{Arrival, Incarnation, Message, Order};
 use crate::options::Options;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Write as _};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ pub fn worker_options() -> Option<Result<Options, String>> {
 /// A running worker process.
 struct WorkerChild {
     child: Child,
-    generation: u64,
+    orders: ChildStdin,
 }
 
 /// The worker processes of a run, one per slot, and the channel their
@@ -78,12 +79,13 @@ impl Workers {
         let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
         let mut child = Command::new(exe)
             .env(WORKER_OPTIONS, json)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("start a worker process: {e}"))?;
         let stdout = child.stdout.take().ok_or("worker without stdout")?;
+        let orders = child.stdin.take().ok_or("worker without stdin")?;
         let sender = self.sender.clone().ok_or("the workers were wound down")?;
         let from = Incarnation { slot, generation };
         std::thread::spawn(move || {
@@ -102,20 +104,15 @@ impl Workers {
                 }
             }
         });
-        Ok(WorkerChild { child, generation })
+        Ok(WorkerChild { child, orders })
     }
 
-    /// The process now running in `slot`.
-    pub fn incarnation(&self, slot: usize) -> Incarnation {
-        Incarnation {
-            slot,
-            generation: self.running[slot].generation,
-        }
-    }
-
-    /// The operating-system id of the process in `slot`.
-    pub fn pid(&self, slot: usize) -> u32 {
-        self.running[slot].child.id()
+    /// Writes `order` on the stdin of the process in `slot`.
+    pub fn order(&mut self, slot: usize, order: &Order) -> Result<(), String> {
+        let orders = &mut self.running[slot].orders;
+        writeln!(orders, "{}", order.line())
+            .and_then(|()| orders.flush())
+            .map_err(|e| format!("an order to worker {slot}: {e}"))
     }
 
     /// Kills the process in `slot` with -9 and starts a fresh one there,
