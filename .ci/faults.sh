@@ -77,7 +77,10 @@ bite unfenced two_effects_in_one_epoch --lease-ms 500 --duration 14 --zombie-eve
 bite client-clock live_lease_taken_over --lease-ms 1500 --duration 8
 
 echo "--- failover, synchronous standby: at least two promotions; the audit must pass"
-failover=(--lease-ms 1500 --duration 22 --failover-every 8)
+# 26 s: the second promotion begins 16 s in and once took 6 s (waiting for
+# the standby's WAL receiver), so a 22 s run had no time left for a success
+# after it.
+failover=(--lease-ms 1500 --duration 26 --failover-every 8)
 if ! timeout 180 "$bin" "${common[@]}" "${failover[@]}" --replication sync \
     >"$scratch/sync.json" 2>"$scratch/sync.err"; then
     cat "$scratch/sync.json" "$scratch/sync.err" >&2

@@ -182,4 +182,34 @@ mod tests {
         assert_eq!(totals.counts.revokes, 8);
         assert_eq!(totals.first_error.as_deref(), Some("first"));
     }
+
+    #[test]
+    fn a_zombie_bites_with_a_stale_finish_it_said_after_its_wake() {
+        let stale = r#"{"kind":"stale","id":6,"fence":43,"ms_since_claim":12,"task":"success"}"#;
+        let zombie = Incarnation {
+            slot: 1,
+            generation: 2,
+        };
+        let other = Incarnation {
+            slot: 0,
+            generation: 0,
+        };
+        let start = Instant::now();
+        let mut totals = Totals::default();
+        let mut say = |ms: u64, from: Incarnation, line: &str| {
+            totals.take(Arrival {
+                from,
+                at: start + std::time::Duration::from_millis(ms),
+                message: Message::parse(line).expect("a message"),
+            })
+        };
+        say(0, zombie, stale);
+        say(1, other, r#"{"kind":"woke"}"#);
+        say(2, zombie, stale);
+        say(3, zombie, r#"{"kind":"woke"}"#);
+        say(4, zombie, stale);
+        say(5, other, stale);
+        // The zombie's third and the other process's, each after its wake.
+        assert_eq!(totals.zombie_stale_finishes(), 2);
+    }
 }
