@@ -96,11 +96,8 @@ fn take_orders(worker: Arc<WorkerProcess>) {
     std::thread::spawn(move || {
         for line in std::io::stdin().lines() {
             let Ok(line) = line else { break };
-            match Order::parse(&line) {
-                Some(Order::Freeze { ms }) => {
-                    *lock(&worker.freeze) = Some(Duration::from_millis(ms));
-                }
-                None => continue,
+            if let Some(Order::Freeze { ms }) = Order::parse(&line) {
+                *lock(&worker.freeze) = Some(Duration::from_millis(ms));
             }
         }
     });
@@ -237,7 +234,7 @@ impl WorkerProcess {
             // meanwhile; the zombie's finish must reach the database.
             *ledger = None;
         }
-        // The task's work: a SIGSTOP is most likely to land here.
+        // The task's work.
         tokio::time::sleep(Duration::from_millis(rng.u64(5..=50))).await;
         let task = if rng.f64() < self.fail_rate {
             TaskResult::Failure
